@@ -1,0 +1,232 @@
+/**
+ * The pure steps of `compile` (see README "Compile semantics"): no effects, no I/O, plain data in and out.
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { InvalidCompileRequest } from "./errors.js"
+import { CompileRequest, type Message, type NormalizedRequest, type Role, type StoreEntry, type Where } from "./schemas.js"
+
+export const DEFAULT_RECENT_LIMIT = 10
+export const DEFAULT_QUERY_LIMIT = 5
+export const DEFAULT_LIMIT = 20
+export const DEFAULT_ASSISTANT_NAME = "Pantheon"
+
+export type Metadata = Readonly<Record<string, unknown>>
+
+/** The caller's hooks that turn metadata into names, roles and times. */
+export interface Resolvers {
+  readonly resolveRole: (meta: Metadata) => unknown
+  readonly resolveName: (meta: Metadata) => unknown
+  readonly formatTime: (ms: number) => string
+  readonly assistantName: string
+}
+
+export const defaultResolveRole = (meta: Metadata): Role => {
+  if (isRole(meta.role)) return meta.role
+  if (meta.type === "user") return "user"
+  if (meta.type === "assistant") return "assistant"
+  return "system"
+}
+
+export const defaultResolveName = (meta: Metadata): string =>
+  String(meta.displayName || meta.name || meta.id || "Unknown")
+
+export const defaultFormatTime = (ms: number): string => new Date(ms).toISOString()
+
+export const defaultResolvers: Resolvers = {
+  resolveRole: defaultResolveRole,
+  resolveName: defaultResolveName,
+  formatTime: defaultFormatTime,
+  assistantName: DEFAULT_ASSISTANT_NAME
+}
+
+export const isRole = (value: unknown): value is Role => value === "system" || value === "user" || value === "assistant"
+
+const limitOr = (value: unknown, fallback: number): number => {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) return fallback
+  const floored = Math.floor(value)
+  return floored >= 1 ? floored : fallback
+}
+
+const decodeRequest = Schema.decodeUnknownEither(CompileRequest, { onExcessProperty: "ignore" })
+
+/** Step 0: the request with its defaults, or a typed error naming the field that is wrong. */
+export const normalizeRequest = (input: unknown): Either.Either<NormalizedRequest, InvalidCompileRequest> => {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    return Either.left(new InvalidCompileRequest({ field: "request", value: input, reason: "must be an object" }))
+  }
+  const raw = input as Record<string, unknown>
+  if (raw.sources === undefined) {
+    return Either.right({ texts: [], sources: [], recentLimit: DEFAULT_RECENT_LIMIT, queryLimit: DEFAULT_QUERY_LIMIT, limit: DEFAULT_LIMIT, onSourceError: "skip" })
+  }
+  return Either.match(decodeRequest(input), {
+    onLeft: (error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      const path = issue?.path ?? []
+      const field = path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "request"
+      let value: unknown = input
+      for (const p of path) value = value !== null && typeof value === "object" ? (value as any)[p as any] : undefined
+      return Either.left(new InvalidCompileRequest({ field, value, reason: issue?.message ?? "is invalid" }))
+    },
+    onRight: (request) =>
+      Either.right({
+        texts: (request.texts ?? []).filter((t): t is string => typeof t === "string" && t.trim().length > 0),
+        sources: request.sources,
+        recentLimit: limitOr(request.recentLimit, DEFAULT_RECENT_LIMIT),
+        queryLimit: limitOr(request.queryLimit, DEFAULT_QUERY_LIMIT),
+        limit: limitOr(request.limit, DEFAULT_LIMIT),
+        onSourceError: request.onSourceError ?? "skip"
+      })
+  })
+}
+
+export const isImage = (entry: StoreEntry): boolean => {
+  const meta = entry.metadata as Metadata | null | undefined
+  return typeof meta?.type === "string" && meta.type.toLowerCase() === "image"
+}
+
+/** Metadata equality on every field of `where` (deliberate change 2). */
+export const matchesWhere = (entry: StoreEntry, where: Where | undefined): boolean => {
+  if (where === undefined) return true
+  const meta = entry.metadata
+  if (meta === null || typeof meta !== "object") return Object.keys(where).length === 0
+  for (const key of Object.keys(where)) {
+    if (!Object.is((meta as Metadata)[key], where[key]) && (meta as Metadata)[key] !== where[key]) return false
+  }
+  return true
+}
+
+/**
+ * Step 4: relevance seeds. The caller's texts first, then the recent texts in order, exact duplicates
+ * removed, cut to the first `queryLimit` (deliberate change 1: the caller's texts are never dropped).
+ */
+export const buildSeeds = (texts: ReadonlyArray<string>, recent: ReadonlyArray<StoreEntry>, queryLimit: number): Array<string> => {
+  const seen = new Set<string>()
+  const seeds: Array<string> = []
+  const add = (text: unknown) => {
+    if (seeds.length >= queryLimit || typeof text !== "string" || text.trim().length === 0 || seen.has(text)) return
+    seen.add(text)
+    seeds.push(text)
+  }
+  texts.forEach(add)
+  for (const entry of recent) add(entry.text)
+  return seeds
+}
+
+/** Step 6: relevant non-image entries, then recent ones, then image-query ones. */
+export const combine = (
+  relevant: ReadonlyArray<StoreEntry>,
+  recent: ReadonlyArray<StoreEntry>,
+  images: ReadonlyArray<StoreEntry>
+): Array<StoreEntry> => [...relevant.filter((e) => !isImage(e)), ...recent, ...images]
+
+/** Epoch milliseconds of a timestamp (number, Date or date string), or undefined when it has none. */
+export const timestampMs = (timestamp: unknown): number | undefined => {
+  let ms: number
+  if (typeof timestamp === "number") ms = timestamp
+  else if (timestamp instanceof Date) ms = timestamp.getTime()
+  else if (typeof timestamp === "string" && timestamp.trim().length > 0) ms = Date.parse(timestamp)
+  else return undefined
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? ms : undefined
+}
+
+/** An entry that survived step 7, with its parsed time. */
+export interface ValidEntry {
+  readonly entry: StoreEntry
+  readonly text: string
+  readonly meta: Metadata
+  readonly ms: number
+}
+
+/**
+ * Step 7: keep entries with a non-blank text and object metadata. An entry with a missing or
+ * unparseable timestamp is counted in `invalidTimestamps` and skipped (deliberate change 3).
+ */
+export const validate = (entries: ReadonlyArray<StoreEntry>): { valid: Array<ValidEntry>; invalidTimestamps: number } => {
+  const valid: Array<ValidEntry> = []
+  let invalidTimestamps = 0
+  for (const entry of entries) {
+    if (entry === null || typeof entry !== "object") continue
+    const { text, metadata } = entry
+    if (typeof text !== "string" || text.trim().length === 0) continue
+    if (metadata === null || typeof metadata !== "object") continue
+    const ms = timestampMs(entry.timestamp)
+    if (ms === undefined) {
+      invalidTimestamps++
+      continue
+    }
+    valid.push({ entry, text, meta: metadata as Metadata, ms })
+  }
+  return { valid, invalidTimestamps }
+}
+
+/** Step 8: dedupe by exact text; the first occurrence wins. */
+export const dedupe = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> => {
+  const seen = new Set<string>()
+  return entries.filter((e) => (seen.has(e.text) ? false : (seen.add(e.text), true)))
+}
+
+/** Step 9: ascending by time; ties keep their order (Array.prototype.sort is stable). */
+export const sortByTime = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> => [...entries].sort((a, b) => a.ms - b.ms)
+
+/** Step 10: the newest `limit × max(managers, 1) × 2` entries. */
+export const keepNewest = <A>(entries: ReadonlyArray<A>, limit: number, managers: number): Array<A> => {
+  const max = limit * Math.max(managers, 1) * 2
+  return entries.length > max ? entries.slice(entries.length - max) : [...entries]
+}
+
+/** A resolver that throws is treated as returning nothing valid; `onError` hears about it. */
+const attempt = <A>(f: () => A, onError: (e: unknown) => void): A | undefined => {
+  try {
+    return f()
+  } catch (e) {
+    onError(e)
+    return undefined
+  }
+}
+
+/** Step 11: one entry to one message. */
+export const toMessage = (
+  { entry, text, meta, ms }: ValidEntry,
+  resolvers: Resolvers,
+  onResolverError: (hook: string, error: unknown) => void = () => {}
+): Message => {
+  const resolved = attempt(() => resolvers.resolveName(meta), (e) => onResolverError("resolveName", e))
+  const fallback = meta.displayName ?? meta.name ?? meta.userName
+  const name =
+    typeof resolved === "string" && resolved.trim().length > 0
+      ? resolved.trim()
+      : fallback !== undefined && fallback !== null
+        ? String(fallback)
+        : "Unknown"
+  const isAssistant = name === resolvers.assistantName
+  const isThought = Boolean(meta.isThought)
+  const resolvedRole = attempt(() => resolvers.resolveRole(meta), (e) => onResolverError("resolveRole", e))
+  const role: Role = isRole(resolvedRole)
+    ? resolvedRole
+    : isRole(meta.role)
+      ? meta.role
+      : isAssistant
+        ? isThought ? "system" : "assistant"
+        : "user"
+  if (isImage(entry)) {
+    const caption = meta.caption
+    return {
+      role,
+      content: typeof caption === "string" && caption.trim().length > 0 ? caption : `${name} shared an image`,
+      images: [text]
+    }
+  }
+  if (isAssistant && !isThought) return { role, content: text }
+  const time = attempt(() => resolvers.formatTime(ms), (e) => onResolverError("formatTime", e)) ?? defaultFormatTime(ms)
+  return { role, content: `${name} ${isThought ? "thought" : "said"} (${time}): ${text}` }
+}
+
+/** Steps 7–11 over the combined entries. */
+export const assemble = (
+  combined: ReadonlyArray<StoreEntry>,
+  options: { readonly limit: number; readonly managers: number; readonly resolvers: Resolvers; readonly onResolverError?: (hook: string, error: unknown) => void }
+): { messages: Array<Message>; invalidTimestamps: number } => {
+  const { valid, invalidTimestamps } = validate(combined)
+  const kept = keepNewest(sortByTime(dedupe(valid)), options.limit, options.managers)
+  return { messages: kept.map((e) => toMessage(e, options.resolvers, options.onResolverError)), invalidTimestamps }
+}

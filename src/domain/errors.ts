@@ -1,0 +1,111 @@
+import { Data } from "effect"
+
+/** A configuration value was refused when a layer or adapter was built. */
+export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{
+  readonly field: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message() {
+    return `Invalid configuration: ${this.field} ${this.reason} (got ${show(this.value)})`
+  }
+}
+
+/** The compile request does not have the shape `compile` accepts. */
+export class InvalidCompileRequest extends Data.TaggedError("InvalidCompileRequest")<{
+  readonly field: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message() {
+    return `Invalid compile request: ${this.field} ${this.reason} (got ${show(this.value)})`
+  }
+}
+
+/** A source id (or another name used in storage) that is not a safe identifier. */
+export class InvalidSourceId extends Data.TaggedError("InvalidSourceId")<{
+  readonly id: unknown
+  readonly reason: string
+}> {
+  override get message() {
+    return `Invalid source id ${show(this.id)}: ${this.reason}`
+  }
+}
+
+/** The catalog lists no source with this id. */
+export class StoreNotFound extends Data.TaggedError("StoreNotFound")<{
+  readonly id: string
+}> {
+  override get message() {
+    return `No store source with id ${JSON.stringify(this.id)} is in the catalog`
+  }
+}
+
+/** The catalog (the list of sources) could not be read, or was malformed. */
+export class CatalogUnavailable extends Data.TaggedError("CatalogUnavailable")<{
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `Store catalog unavailable: ${this.reason}`
+  }
+}
+
+/** Opening the store manager of a source failed (the store is down, or timed out). */
+export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
+  readonly id: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `Store ${JSON.stringify(this.id)} unavailable: ${this.reason}`
+  }
+}
+
+/** A query or write on an open store manager failed. */
+export class StoreQueryError extends Data.TaggedError("StoreQueryError")<{
+  readonly id: string
+  readonly operation: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `Store ${JSON.stringify(this.id)}: ${this.operation} failed: ${this.reason}`
+  }
+}
+
+/** With `onSourceError: "fail"`, a source whose manager could not be loaded or queried. */
+export class SourceFailed extends Data.TaggedError("SourceFailed")<{
+  readonly sourceId: string
+  readonly cause: LoadError | StoreQueryError
+}> {
+  override get message() {
+    return `Source ${JSON.stringify(this.sourceId)} failed: ${this.cause.message}`
+  }
+}
+
+/** Why a store manager could not be had. */
+export type LoadError = StoreNotFound | StoreUnavailable | CatalogUnavailable | InvalidSourceId
+
+/** Why a compile failed. */
+export type CompileError = InvalidCompileRequest | CatalogUnavailable | SourceFailed
+
+/** Short, bounded rendering of a user value for error messages. */
+export const show = (value: unknown): string => {
+  let text: string
+  if (typeof value === "string") text = JSON.stringify(value)
+  else if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") text = String(value)
+  else if (value === undefined) text = "undefined"
+  else if (typeof value === "function") text = "a function"
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value)
+    } catch {
+      text = Object.prototype.toString.call(value)
+    }
+  }
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text
+}
+
+export const errorReason = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : show(cause)

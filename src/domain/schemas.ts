@@ -1,0 +1,81 @@
+import { Schema } from "effect"
+
+/** Equality filter on metadata fields: `{ type: "image", userId: "u1" }`. */
+export const Where = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+export type Where = typeof Where.Type
+
+/** A named source of context; it matches the store manager whose `name === id`. */
+export const ContextSource = Schema.Struct({
+  id: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  label: Schema.optional(Schema.String),
+  where: Schema.optional(Where),
+  metadata: Schema.optional(Schema.Unknown)
+})
+export type ContextSource = typeof ContextSource.Type
+
+/** What `compile` takes. Limits that are not finite numbers above 0 fall back to their defaults. */
+export const CompileRequest = Schema.Struct({
+  texts: Schema.optional(Schema.Array(Schema.Unknown)),
+  sources: Schema.Array(ContextSource),
+  recentLimit: Schema.optional(Schema.Unknown),
+  queryLimit: Schema.optional(Schema.Unknown),
+  limit: Schema.optional(Schema.Unknown),
+  onSourceError: Schema.optional(Schema.Literal("skip", "fail"))
+})
+export type CompileRequestInput = typeof CompileRequest.Encoded
+
+/** A compile request after defaults: every field present and valid. */
+export interface NormalizedRequest {
+  readonly texts: ReadonlyArray<string>
+  readonly sources: ReadonlyArray<ContextSource>
+  readonly recentLimit: number
+  readonly queryLimit: number
+  readonly limit: number
+  readonly onSourceError: "skip" | "fail"
+}
+
+export const Role = Schema.Literal("system", "user", "assistant")
+export type Role = typeof Role.Type
+
+/** One chat message of the compiled context. */
+export const Message = Schema.Struct({
+  role: Role,
+  content: Schema.String,
+  images: Schema.optional(Schema.Array(Schema.String))
+})
+export type Message = typeof Message.Type
+
+/**
+ * An entry as a store returns it. Stores are the caller's code, so nothing here is trusted:
+ * `compile` validates each entry and skips bad ones.
+ */
+export interface StoreEntry {
+  readonly id?: string | undefined
+  readonly text: unknown
+  readonly timestamp: unknown
+  readonly metadata?: unknown
+}
+
+/** An entry to insert: what the SQL stores persist. */
+export const NewEntry = Schema.Struct({
+  id: Schema.String.pipe(Schema.minLength(1)),
+  text: Schema.String,
+  timestamp: Schema.Union(Schema.Number, Schema.DateFromSelf, Schema.String),
+  metadata: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) })
+})
+export type NewEntry = typeof NewEntry.Encoded
+
+/** One source in the catalog. `fingerprint` changes when the source is re-pointed or reconfigured. */
+export const StoreDescriptor = Schema.Struct({
+  id: Schema.String,
+  label: Schema.optional(Schema.String),
+  fingerprint: Schema.optional(Schema.String)
+})
+export type StoreDescriptor = typeof StoreDescriptor.Type
+
+/** A change found when the catalog is re-read, or broadcast by the backend. */
+export type CatalogChange =
+  | { readonly _tag: "Added"; readonly id: string; readonly descriptor: StoreDescriptor }
+  | { readonly _tag: "Removed"; readonly id: string }
+  | { readonly _tag: "Changed"; readonly id: string; readonly descriptor: StoreDescriptor }
+  | { readonly _tag: "Invalidated"; readonly id: string | null }

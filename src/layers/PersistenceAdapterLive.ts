@@ -1,0 +1,30 @@
+import { type ConfigError, Layer } from "effect"
+import { CacheSettings, type CacheConfigInput } from "../domain/config.js"
+import type { InvalidConfig } from "../domain/errors.js"
+import { type CompilerOptions, ContextCompiler } from "../services/ContextCompiler.js"
+import { ManagerCache } from "../services/ManagerCache.js"
+import type { StoreBackend } from "../services/StoreBackend.js"
+import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
+
+export interface PersistenceAdapterOptions {
+  /** The cache configuration; when absent it is read from `PANTHEON_*` environment variables. */
+  readonly cache?: CacheConfigInput
+  /** Resolvers of names, roles and times, and the assistant's name. */
+  readonly compiler?: CompilerOptions
+}
+
+const settings = (cache: CacheConfigInput | undefined): Layer.Layer<CacheSettings, InvalidConfig | ConfigError.ConfigError> =>
+  cache === undefined ? CacheSettings.fromEnv : CacheSettings.layer(cache)
+
+/**
+ * `ContextCompiler`, `ManagerCache` and `StoreManagerRegistry` over a backend (`StoreBackend`):
+ * provide one of the backend layers (embedded, Postgres, `legacyBackend`, `managersBackend`).
+ */
+export const PersistenceAdapterLive = (
+  options: PersistenceAdapterOptions = {}
+): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | CacheSettings, InvalidConfig | ConfigError.ConfigError, StoreBackend> =>
+  ContextCompiler.layer(options.compiler).pipe(
+    Layer.provideMerge(ManagerCache.layer),
+    Layer.provideMerge(StoreManagerRegistry.layer),
+    Layer.provideMerge(settings(options.cache))
+  )

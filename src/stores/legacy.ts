@@ -1,0 +1,60 @@
+/**
+ * The caller's Promise store managers (the Pantheon `DualStoreManager` shape), seen as `StoreManager`s.
+ */
+import { Effect } from "effect"
+import { errorReason, StoreQueryError } from "../domain/errors.js"
+import type { NewEntry, StoreEntry, Where } from "../domain/schemas.js"
+import type { StoreManager } from "../services/StoreManager.js"
+
+/** What `getStoreManagers()` resolves to: objects with a name and the two query methods. */
+export interface DualStoreManagerLike {
+  readonly name: string
+  getMostRecent(limit?: number, where?: Record<string, unknown>): Promise<ReadonlyArray<LegacyEntry>>
+  getMostRelevant(queries: ReadonlyArray<string>, limit: number, where?: Record<string, unknown>): Promise<ReadonlyArray<LegacyEntry>>
+  insert?(entries: ReadonlyArray<unknown>): Promise<unknown>
+  addEntry?(entry: unknown): Promise<unknown>
+}
+
+export interface LegacyEntry {
+  readonly id?: string
+  readonly text: string
+  readonly timestamp: number | string | Date
+  readonly metadata?: Record<string, unknown>
+}
+
+/** True for objects that have a string name and both query methods; others are skipped. */
+export const isDualStoreManagerLike = (value: unknown): value is DualStoreManagerLike =>
+  value !== null &&
+  typeof value === "object" &&
+  typeof (value as DualStoreManagerLike).name === "string" &&
+  typeof (value as DualStoreManagerLike).getMostRecent === "function" &&
+  typeof (value as DualStoreManagerLike).getMostRelevant === "function"
+
+const call = <A>(id: string, operation: string, f: () => Promise<A>): Effect.Effect<A, StoreQueryError> =>
+  Effect.tryPromise({
+    try: f,
+    catch: (cause) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
+  })
+
+const asEntries = (id: string, operation: string) => (value: unknown) =>
+  Array.isArray(value)
+    ? Effect.succeed(value as ReadonlyArray<StoreEntry>)
+    : Effect.fail(new StoreQueryError({ id, operation, reason: `resolved to ${value === null ? "null" : typeof value}, expected an array of entries` }))
+
+export const fromLegacyManager = (manager: DualStoreManagerLike): StoreManager => {
+  const id = manager.name
+  return {
+    name: id,
+    getMostRecent: (limit: number, where?: Where) =>
+      Effect.flatMap(call(id, "getMostRecent", () => manager.getMostRecent(limit, where)), asEntries(id, "getMostRecent")),
+    getMostRelevant: (queries, limit, where?: Where) =>
+      Effect.flatMap(call(id, "getMostRelevant", () => manager.getMostRelevant(queries, limit, where)), asEntries(id, "getMostRelevant")),
+    insert: (entries: ReadonlyArray<NewEntry>) => {
+      if (typeof manager.insert === "function") return Effect.asVoid(call(id, "insert", () => manager.insert!(entries)))
+      if (typeof manager.addEntry === "function") {
+        return Effect.forEach(entries, (e) => call(id, "insert", () => manager.addEntry!(e)), { discard: true })
+      }
+      return Effect.fail(new StoreQueryError({ id, operation: "insert", reason: "this store manager has no insert or addEntry method" }))
+    }
+  }
+}
