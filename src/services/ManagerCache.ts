@@ -193,7 +193,8 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
           if (current) return Effect.succeed(current)
           const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), cancelled: false }
           flights.set(id, flight)
-          return Effect.as(Effect.forkIn(Effect.exit(runLoad(id, flight, refreshing)), scope), flight)
+          // The load itself stays interruptible, so closing the cache's scope stops it.
+          return Effect.as(Effect.forkIn(Effect.interruptible(Effect.exit(runLoad(id, flight, refreshing))), scope), flight)
         })
       )
 

@@ -1,0 +1,176 @@
+import { describe, expect, it } from "vitest"
+import { Either } from "effect"
+import {
+  assemble,
+  buildSeeds,
+  combine,
+  dedupe,
+  defaultResolvers,
+  keepNewest,
+  matchesWhere,
+  normalizeRequest,
+  sortByTime,
+  timestampMs,
+  toMessage,
+  validate
+} from "../src/domain/compile.js"
+import { entry } from "./support/doubles.js"
+
+const one = (e: ReturnType<typeof entry>) => validate([e]).valid[0]!
+
+describe("normalizeRequest", () => {
+  it("applies the defaults", () => {
+    expect(Either.getOrThrow(normalizeRequest({ sources: [] }))).toMatchObject({ texts: [], recentLimit: 10, queryLimit: 5, limit: 20, onSourceError: "skip" })
+  })
+
+  it("falls back to the default for limits that are not finite numbers above 0, and floors fractions", () => {
+    const r = Either.getOrThrow(normalizeRequest({ sources: [], recentLimit: -1, queryLimit: Number.NaN, limit: 7.9 }))
+    expect([r.recentLimit, r.queryLimit, r.limit]).toEqual([10, 5, 7])
+    const s = Either.getOrThrow(normalizeRequest({ sources: [], recentLimit: "3", queryLimit: Infinity, limit: 0 }))
+    expect([s.recentLimit, s.queryLimit, s.limit]).toEqual([10, 5, 20])
+  })
+
+  it("keeps only non-blank string texts", () => {
+    expect(Either.getOrThrow(normalizeRequest({ sources: [], texts: ["a", " ", "", 3, null, "b"] })).texts).toEqual(["a", "b"])
+  })
+
+  it("refuses a malformed request with a typed error naming the field and value", () => {
+    const bad = normalizeRequest({ sources: [{ id: 42 }] })
+    expect(Either.isLeft(bad) && bad.left).toMatchObject({ _tag: "InvalidCompileRequest", field: "sources[0].id", value: 42 })
+    const notArray = normalizeRequest({ sources: "chat" })
+    expect(Either.isLeft(notArray) && notArray.left.field).toBe("sources")
+    const empty = normalizeRequest({ sources: [{ id: "" }] })
+    expect(Either.isLeft(empty) && empty.left.message).toContain("sources[0].id")
+    expect(Either.isLeft(normalizeRequest(null))).toBe(true)
+    const where = normalizeRequest({ sources: [{ id: "a", where: "type = 'x'" }] })
+    expect(Either.isLeft(where) && where.left.field).toBe("sources[0].where")
+  })
+})
+
+describe("buildSeeds (deliberate change 1: caller texts are never dropped)", () => {
+  it("puts the caller's texts first, then recent texts, deduped, cut to queryLimit", () => {
+    const recent = Array.from({ length: 10 }, (_, i) => entry(`r${i}`, "2024-01-01T00:00:00Z"))
+    expect(buildSeeds(["question"], recent, 5)).toEqual(["question", "r0", "r1", "r2", "r3"])
+    expect(buildSeeds(["a", "a", "r0"], [entry("r0", "2024-01-01T00:00:00Z"), entry("r1", "2024-01-01T00:00:00Z")], 5)).toEqual(["a", "r0", "r1"])
+    expect(buildSeeds([], [], 5)).toEqual([])
+  })
+})
+
+describe("combine, validate, dedupe, sort, limit", () => {
+  it("orders relevant non-image entries, then recent, then image-query entries", () => {
+    const rel = [entry("rel", "2024-01-01T00:00:00Z"), entry("img-in-rel", "2024-01-01T00:00:00Z", { type: "IMAGE" })]
+    const rec = [entry("rec", "2024-01-01T00:00:00Z")]
+    const img = [entry("img", "2024-01-01T00:00:00Z", { type: "image" })]
+    expect(combine(rel, rec, img).map((e) => e.text)).toEqual(["rel", "rec", "img"])
+  })
+
+  it("keeps entries with non-blank text and object metadata; counts and skips bad timestamps (deliberate change 3)", () => {
+    const { valid, invalidTimestamps } = validate([
+      entry("ok", "2024-01-01T00:00:00Z"),
+      { text: "  ", timestamp: 1, metadata: {} },
+      { text: "no meta", timestamp: 1, metadata: null },
+      { text: "no meta 2", timestamp: 1 },
+      { text: 5, timestamp: 1, metadata: {} },
+      { text: "bad time", timestamp: "not a date", metadata: {} },
+      { text: "missing time", timestamp: undefined, metadata: {} },
+      { text: "date object", timestamp: new Date("2024-01-01T00:00:00Z"), metadata: {} }
+    ])
+    expect(valid.map((v) => v.text)).toEqual(["ok", "date object"])
+    expect(invalidTimestamps).toBe(2)
+  })
+
+  it("parses numbers, Dates and date strings", () => {
+    expect(timestampMs(5)).toBe(5)
+    expect(timestampMs(new Date(7))).toBe(7)
+    expect(timestampMs("2024-01-01T00:00:00.000Z")).toBe(Date.UTC(2024, 0, 1))
+    expect(timestampMs(new Date("x"))).toBeUndefined()
+    expect(timestampMs(Infinity)).toBeUndefined()
+  })
+
+  it("dedupes by exact text, first occurrence wins", () => {
+    const deduped = dedupe(validate([entry("x", "2024-01-01T00:00:05Z", { from: "relevant" }), entry("x", "2024-01-01T00:00:01Z", { from: "recent" }), entry("X", "2024-01-01T00:00:01Z")]).valid)
+    expect(deduped.map((d) => [d.text, d.meta.from])).toEqual([["x", "relevant"], ["X", undefined]])
+  })
+
+  it("sorts ascending by time, stable on ties", () => {
+    const sorted = sortByTime(validate([entry("b", "2024-01-01T00:00:02Z"), entry("t1", "2024-01-01T00:00:01Z"), entry("t2", "2024-01-01T00:00:01Z")]).valid)
+    expect(sorted.map((s) => s.text)).toEqual(["t1", "t2", "b"])
+  })
+
+  it("keeps the newest limit × max(managers, 1) × 2", () => {
+    const xs = Array.from({ length: 10 }, (_, i) => i)
+    expect(keepNewest(xs, 2, 1)).toEqual([6, 7, 8, 9])
+    expect(keepNewest(xs, 2, 0)).toEqual([6, 7, 8, 9])
+    expect(keepNewest(xs, 1, 3)).toEqual([4, 5, 6, 7, 8, 9])
+  })
+})
+
+describe("matchesWhere (deliberate change 2)", () => {
+  it("is equality on every metadata field of the filter", () => {
+    const e = entry("t", "2024-01-01T00:00:00Z", { type: "chat", user: "u1" })
+    expect(matchesWhere(e, undefined)).toBe(true)
+    expect(matchesWhere(e, {})).toBe(true)
+    expect(matchesWhere(e, { type: "chat" })).toBe(true)
+    expect(matchesWhere(e, { type: "chat", user: "u2" })).toBe(false)
+    expect(matchesWhere(e, { missing: "x" })).toBe(false)
+  })
+})
+
+describe("toMessage", () => {
+  it("maps the reference example: default resolvers, ISO time", () => {
+    const recent = [
+      entry("second", "2024-01-01T00:00:02Z", { displayName: "Bob", role: "user" }),
+      entry("first", "2024-01-01T00:00:01Z", { displayName: "Ann" })
+    ]
+    const { messages } = assemble(combine([], recent, []), { limit: 20, managers: 1, resolvers: defaultResolvers })
+    expect(messages).toEqual([
+      { role: "system", content: "Ann said (2024-01-01T00:00:01.000Z): first" },
+      { role: "user", content: "Bob said (2024-01-01T00:00:02.000Z): second" }
+    ])
+  })
+
+  it("returns the 4 newest, oldest first, for 10 recent entries and limit 2", () => {
+    const recent = Array.from({ length: 10 }, (_, i) => entry(`m${9 - i}`, `2024-01-01T00:00:0${9 - i}Z`, { name: "Ann" }))
+    const { messages } = assemble(recent, { limit: 2, managers: 1, resolvers: defaultResolvers })
+    expect(messages.map((m) => m.content.split(": ")[1])).toEqual(["m6", "m7", "m8", "m9"])
+  })
+
+  it("keeps the assistant's own text raw; the default resolver gives it the system role", () => {
+    expect(toMessage(one(entry("I answer", "2024-01-01T00:00:00Z", { name: "Pantheon" })), defaultResolvers)).toEqual({ role: "system", content: "I answer" })
+  })
+
+  it("marks thoughts, with the assistant's thoughts as system when no resolver decides", () => {
+    const resolvers = { ...defaultResolvers, resolveRole: () => undefined }
+    expect(toMessage(one(entry("hmm", "2024-01-01T00:00:00Z", { name: "Pantheon", isThought: true })), resolvers)).toEqual({
+      role: "system",
+      content: "Pantheon thought (2024-01-01T00:00:00.000Z): hmm"
+    })
+    expect(toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { name: "Pantheon" })), resolvers).role).toBe("assistant")
+    expect(toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { name: "Zed" })), resolvers).role).toBe("user")
+    expect(toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { name: "Zed", role: "assistant" })), resolvers).role).toBe("assistant")
+  })
+
+  it("maps images to their caption or a default sentence, with the text as the image", () => {
+    expect(toMessage(one(entry("http://img/1.png", "2024-01-01T00:00:00Z", { type: "image", displayName: "Ann", caption: "a cat" })), defaultResolvers)).toEqual({
+      role: "system",
+      content: "a cat",
+      images: ["http://img/1.png"]
+    })
+    expect(toMessage(one(entry("data:x", "2024-01-01T00:00:00Z", { type: "Image", userName: "Kim" })), { ...defaultResolvers, resolveName: () => "" }).content).toBe(
+      "Kim shared an image"
+    )
+  })
+
+  it("treats a resolver that throws as returning nothing valid, and reports it", () => {
+    const errors: Array<string> = []
+    const resolvers = { ...defaultResolvers, resolveName: () => { throw new Error("boom") }, resolveRole: () => { throw new Error("bang") } }
+    const message = toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { displayName: "Ann", role: "user" })), resolvers, (hook) => errors.push(hook))
+    expect(message).toEqual({ role: "user", content: "Ann said (2024-01-01T00:00:00.000Z): hi" })
+    expect(errors).toEqual(["resolveName", "resolveRole"])
+  })
+
+  it("uses the caller's formatTime and trims resolved names", () => {
+    const resolvers = { ...defaultResolvers, formatTime: (ms: number) => `t=${ms}`, resolveName: () => "  Ann  " }
+    expect(toMessage(one({ text: "x", timestamp: 5, metadata: {} }), resolvers).content).toBe("Ann said (t=5): x")
+  })
+})
