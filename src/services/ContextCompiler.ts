@@ -38,6 +38,10 @@ const succeeded = Metric.tagged(M.compileTotal, "outcome", "success")
 const failed = Metric.tagged(M.compileTotal, "outcome", "failure")
 const durationMs = Metric.mapInput(M.compileDuration, Duration.toMillis)
 
+/** Runs `f` on every item, concurrently when there is more than one (forking fibers costs ~20 µs each). */
+const forEachConcurrently = <A, B, E>(items: ReadonlyArray<A>, f: (a: A) => Effect.Effect<B, E>) =>
+  Effect.forEach(items, f, { concurrency: items.length > 1 ? "unbounded" : 1 })
+
 export const make = (options: CompilerOptions = {}) =>
   Effect.gen(function* () {
     const registry = yield* StoreManagerRegistry
@@ -98,10 +102,8 @@ export const make = (options: CompilerOptions = {}) =>
         else yield* sourceFailed(request, skipped, ids[i]!, result.left)
       }
 
-      const recentBlocks = yield* Effect.forEach(
-        matched,
-        (m) => query(request, skipped, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where), m.source.where),
-        { concurrency: "unbounded" }
+      const recentBlocks = yield* forEachConcurrently(matched, (m) =>
+        query(request, skipped, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where), m.source.where)
       )
       const recent = recentBlocks.flat()
       const seeds = buildSeeds(request.texts, recent, request.queryLimit)
@@ -109,9 +111,7 @@ export const make = (options: CompilerOptions = {}) =>
       let relevant: Array<StoreEntry> = []
       let images: Array<StoreEntry> = []
       if (seeds.length > 0) {
-        const blocks = yield* Effect.forEach(
-          matched,
-          (m) => {
+        const blocks = yield* forEachConcurrently(matched, (m) => {
             const imageWhere: Where = { ...m.source.where, type: "image" }
             return Effect.all(
               [
@@ -120,9 +120,7 @@ export const make = (options: CompilerOptions = {}) =>
               ],
               { concurrency: 2 }
             )
-          },
-          { concurrency: "unbounded" }
-        )
+          })
         relevant = blocks.flatMap(([text]) => text)
         images = blocks.flatMap(([, image]) => image)
       }

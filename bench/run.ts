@@ -1,0 +1,271 @@
+/**
+ * npm run bench: the workloads of issue #2 (w1–w5), a markdown table on stdout, every figure in
+ * bench/results/latest.json. Run with --expose-gc (the npm script does) for the memory rows.
+ */
+import { Cache, Effect, Either } from "effect"
+import { LRUCache } from "lru-cache"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { decodeCacheConfig } from "../src/domain/config.js"
+import { makePantheonPersistenceAdapter } from "../src/legacy/index.js"
+import { make as makeManagerCache } from "../src/services/ManagerCache.js"
+import type { StoreManager } from "../src/services/StoreManager.js"
+import type { DualStoreManagerLike } from "../src/stores/legacy.js"
+import { sketchAdapter, uncachedAdapter } from "./lib/baselines.js"
+import { percentile, prng, round, zipf, zipfTopMass } from "./lib/workload.js"
+
+const results: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version }
+const tables: Array<string> = []
+const table = (title: string, rows: Array<Record<string, unknown>>) => {
+  const cols = Object.keys(rows[0]!)
+  tables.push(
+    [`### ${title}`, "", `| ${cols.join(" | ")} |`, `| ${cols.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${cols.map((c) => String(r[c])).join(" | ")} |`), ""].join("\n")
+  )
+  console.log(tables.at(-1))
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const cfg = (input: object) => Either.getOrThrow(decodeCacheConfig(input))
+
+// ---------------------------------------------------------------------------------------------
+// w1: 1,000 compiles over 1–4 of 16 sources (Zipf-weighted, random order)
+const SOURCES = 16
+const OPEN_MS = 5
+const fakeEntries = (source: string, n: number, offset: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `${source}-${i + offset}`,
+    text: `${source} message ${i + offset}`,
+    timestamp: 1_700_000_000_000 + (i + offset) * 1000,
+    metadata: { displayName: i % 3 === 0 ? "Pantheon" : `user${i % 5}`, type: "chat" }
+  }))
+
+/** Opening the 16 managers as the Pantheon adapter does: each open costs OPEN_MS (run in parallel). */
+const makeGetStoreManagers = () => {
+  const counter = { calls: 0 }
+  const getStoreManagers = async (): Promise<Array<DualStoreManagerLike>> => {
+    counter.calls++
+    return Promise.all(
+      Array.from({ length: SOURCES }, async (_, s) => {
+        await sleep(OPEN_MS)
+        const name = `source-${s}`
+        const recent = fakeEntries(name, 10, 0).reverse()
+        const relevant = fakeEntries(name, 5, 100)
+        return {
+          name,
+          getMostRecent: async (limit = 10) => recent.slice(0, limit),
+          getMostRelevant: async (_q: ReadonlyArray<string>, limit: number, where?: Record<string, unknown>) =>
+            where?.type === "image" ? [] : relevant.slice(0, limit)
+        }
+      })
+    )
+  }
+  return { counter, getStoreManagers }
+}
+
+const w1Requests = (() => {
+  const random = prng(42)
+  const pick = zipf(SOURCES, 1.0, random)
+  return Array.from({ length: 1000 }, (_, i) => {
+    const k = 1 + Math.floor(random() * 4)
+    const chosen = new Set<number>()
+    while (chosen.size < k) chosen.add(pick())
+    return { texts: [`question ${i % 50}`], sources: [...chosen].map((s) => ({ id: `source-${s}` })) }
+  })
+})()
+
+const runW1 = async (name: string, adapter: { compile: (o: any) => Promise<unknown> }, calls: { calls: number }, hitRate: () => Promise<number> | number) => {
+  const times: Array<number> = []
+  const start = performance.now()
+  for (const request of w1Requests) {
+    const t0 = performance.now()
+    await adapter.compile(request)
+    times.push(performance.now() - t0)
+  }
+  const totalMs = performance.now() - start
+  return { row: name, storeManagerCalls: calls.calls, hitRate: round(await hitRate(), 4), p50Ms: round(percentile(times, 50)), p99Ms: round(percentile(times, 99)), totalMs: round(totalMs, 1) }
+}
+
+const w1 = async () => {
+  const rows = []
+  {
+    const { counter, getStoreManagers } = makeGetStoreManagers()
+    rows.push(await runW1("uncached", uncachedAdapter(getStoreManagers), counter, () => 0))
+  }
+  {
+    const { counter, getStoreManagers } = makeGetStoreManagers()
+    const sketch = sketchAdapter(getStoreManagers)
+    rows.push(await runW1("sketch", sketch, counter, () => sketch.hitRate()))
+  }
+  {
+    const { counter, getStoreManagers } = makeGetStoreManagers()
+    const ours = makePantheonPersistenceAdapter({ getStoreManagers }, { ttl: 60_000, maxSize: 64 })
+    rows.push(await runW1("ours", ours, counter, async () => (await ours.cacheStats()).hitRate))
+    await ours.dispose()
+  }
+  results.w1 = Object.fromEntries(rows.map((r) => [r.row, r]))
+  table("w1: 1,000 compiles over 1–4 of 16 sources (getStoreManagers opens 16 managers, 5 ms each)", rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// w2: 1,000 concurrent compiles on a cold cache
+const w2 = async () => {
+  const opens = new Map<string, number>()
+  let catalogCalls = 0
+  const managers = Array.from({ length: SOURCES }, (_, s) => `source-${s}`)
+  const adapter = makePantheonPersistenceAdapter({
+    getStoreManagers: async () => {
+      catalogCalls++
+      await sleep(OPEN_MS)
+      return managers.map((name) => ({
+        name,
+        getMostRecent: async () => (opens.set(name, (opens.get(name) ?? 0) + 0), fakeEntries(name, 10, 0)),
+        getMostRelevant: async () => []
+      }))
+    }
+  })
+  const start = performance.now()
+  await Promise.all(w1Requests.map((r) => adapter.compile(r)))
+  const elapsed = performance.now() - start
+  const stats = await adapter.cacheStats()
+  const sourcesUsed = new Set(w1Requests.flatMap((r) => r.sources.map((s) => s.id))).size
+  await adapter.dispose()
+  const row = { catalogReads: catalogCalls, managerLoads: stats.loads, sourcesUsed, loadsPerSource: round(stats.loads / sourcesUsed, 3), totalMs: round(elapsed, 1) }
+  results.w2 = row
+  table("w2: 1,000 concurrent compiles on a cold cache", [row])
+}
+
+// ---------------------------------------------------------------------------------------------
+// w3: eviction quality, Zipf(1.0) over 1,000 ids, capacity 100, 200,000 gets
+const w3 = async () => {
+  const N = 1000
+  const CAP = 100
+  const GETS = 200_000
+  const random = prng(7)
+  const pick = zipf(N, 1.0, random)
+  const trace = Array.from({ length: GETS }, () => `id-${pick()}`)
+  const handle = (id: string) => ({ name: id }) as unknown as StoreManager
+
+  const ours = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const cache = yield* makeManagerCache(cfg({ capacity: CAP, ttl: "1 hour" }), (id) => Effect.succeed(handle(id)), "bench-w3")
+        for (const id of trace) yield* cache.get(id)
+        return (yield* cache.stats).hitRate
+      })
+    )
+  )
+  const effectCache = await Effect.runPromise(
+    Effect.gen(function* () {
+      const cache = yield* Cache.make({ capacity: CAP, timeToLive: "1 hour", lookup: (id: string) => Effect.succeed(handle(id)) })
+      for (const id of trace) yield* cache.get(id)
+      const s = yield* cache.cacheStats
+      return s.hits / (s.hits + s.misses)
+    })
+  )
+  const lru = new LRUCache<string, object>({ max: CAP })
+  let lruHits = 0
+  for (const id of trace) {
+    if (lru.get(id) !== undefined) lruHits++
+    else lru.set(id, handle(id))
+  }
+  const fifo = new Map<string, object>()
+  let fifoHits = 0
+  for (const id of trace) {
+    if (fifo.has(id)) fifoHits++
+    else {
+      fifo.set(id, handle(id))
+      if (fifo.size > CAP) fifo.delete(fifo.keys().next().value!)
+    }
+  }
+  const row = { ours: round(ours, 4), effectCache: round(effectCache, 4), lru: round(lruHits / GETS, 4), fifo: round(fifoHits / GETS, 4), optimal: round(zipfTopMass(N, 1.0, CAP), 4) }
+  results.w3 = row
+  table("w3: hit rate, Zipf(1.0) over 1,000 ids, capacity 100, 200,000 gets", [row])
+}
+
+// ---------------------------------------------------------------------------------------------
+// w4: the cost of a hit
+const w4 = async () => {
+  const N = 1_000_000
+  const managerCacheHitNs = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const cache = yield* makeManagerCache(cfg({ ttl: "1 hour" }), (id) => Effect.succeed({ name: id } as unknown as StoreManager), "bench-w4")
+        yield* cache.get("warm")
+        const loop = Effect.gen(function* () {
+          for (let i = 0; i < N; i++) yield* cache.get("warm")
+        })
+        yield* loop // warm-up
+        const t0 = performance.now()
+        yield* loop
+        return ((performance.now() - t0) * 1e6) / N
+      })
+    )
+  )
+  const adapter = makePantheonPersistenceAdapter({ getStoreManagers: async () => [{ name: "s", getMostRecent: async () => [], getMostRelevant: async () => [] }] })
+  const request = { sources: [{ id: "s" }] }
+  for (let i = 0; i < 5000; i++) await adapter.compile(request)
+  const C = 50_000
+  let t0 = performance.now()
+  for (let i = 0; i < C; i++) await adapter.compile(request)
+  const facadeCompileOverheadNs = ((performance.now() - t0) * 1e6) / C
+  await adapter.dispose()
+  const lru = new LRUCache<string, object>({ max: 100 })
+  lru.set("warm", {})
+  let sink = 0
+  for (let i = 0; i < N; i++) sink += lru.get("warm") ? 1 : 0
+  t0 = performance.now()
+  for (let i = 0; i < N * 10; i++) sink += lru.get("warm") ? 1 : 0
+  const lruGetNs = ((performance.now() - t0) * 1e6) / (N * 10)
+  const row = { managerCacheHitNs: round(managerCacheHitNs, 1), facadeCompileOverheadNs: round(facadeCompileOverheadNs, 1), lruGetNs: round(lruGetNs, 2), sink: sink > 0 }
+  results.w4 = row
+  table("w4: cost of a hit (ns)", [row])
+}
+
+// ---------------------------------------------------------------------------------------------
+// w5: memory of the cache
+const heap = () => {
+  global.gc?.()
+  global.gc?.()
+  return process.memoryUsage().heapUsed
+}
+const w5 = async () => {
+  if (!global.gc) console.warn("w5: run node with --expose-gc for exact figures")
+  const handle = (id: string) => ({ name: id }) as unknown as StoreManager
+  const heapBytesAt10k = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const before = heap()
+        const cache = yield* makeManagerCache(cfg({ capacity: 10_000, ttl: "1 hour" }), (id) => Effect.succeed(handle(id)), "bench-w5a")
+        for (let i = 0; i < 10_000; i++) yield* cache.get(`source-${i}`)
+        const after = heap()
+        if ((yield* cache.stats).size !== 10_000) throw new Error("w5: the cache does not hold 10,000 entries")
+        return after - before
+      })
+    )
+  )
+  const random = prng(99)
+  const heapBytesAfterChurn = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const before = heap()
+        const cache = yield* makeManagerCache(cfg({ capacity: 10_000, ttl: "1 hour" }), (id) => Effect.succeed(handle(id)), "bench-w5b")
+        for (let i = 0; i < 1_000_000; i++) yield* cache.get(`source-${Math.floor(random() * 100_000)}`)
+        const after = heap()
+        const stats = yield* cache.stats
+        return { bytes: after - before, evictions: stats.evictions, size: stats.size }
+      })
+    )
+  )
+  const row = { heapBytesAt10k, heapBytesAfterChurn: heapBytesAfterChurn.bytes, churnEvictions: heapBytesAfterChurn.evictions, churnSize: heapBytesAfterChurn.size }
+  results.w5 = row
+  table("w5: heap held by the cache (bytes)", [row])
+}
+
+const only = process.argv.slice(2)
+const all: Record<string, () => Promise<void>> = { w1, w2, w3, w4, w5 }
+for (const [name, run] of Object.entries(all)) if (only.length === 0 || only.includes(name)) await run()
+
+const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json")
+mkdirSync(dirname(out), { recursive: true })
+writeFileSync(out, JSON.stringify(results, null, 2) + "\n")
+console.log(`results written to ${out}`)
