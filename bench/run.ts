@@ -216,7 +216,8 @@ const w4 = async () => {
   t0 = performance.now()
   for (let i = 0; i < N * 10; i++) sink += lru.get("warm") ? 1 : 0
   const lruGetNs = ((performance.now() - t0) * 1e6) / (N * 10)
-  const row = { managerCacheHitNs: round(managerCacheHitNs, 1), facadeCompileOverheadNs: round(facadeCompileOverheadNs, 1), lruGetNs: round(lruGetNs, 2), sink: sink > 0 }
+  if (sink === 0) throw new Error("w4: lru-cache lost its entry")
+  const row = { managerCacheHitNs: round(managerCacheHitNs, 1), facadeCompileOverheadNs: round(facadeCompileOverheadNs, 1), lruGetNs: round(lruGetNs, 2) }
   results.w4 = row
   table("w4: cost of a hit (ns)", [row])
 }
