@@ -109,3 +109,25 @@ export const show = (value: unknown): string => {
 
 export const errorReason = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : show(cause)
+
+/** Texts could not be embedded (the embedding service is down or answered nonsense). */
+export class EmbedError extends Data.TaggedError("EmbedError")<{
+  readonly model: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `Embedding with ${this.model} failed: ${this.reason}`
+  }
+}
+
+/** A metadata filter that cannot be applied (a value that is not a string, number, boolean or null). */
+export class InvalidFilter extends Data.TaggedError("InvalidFilter")<{
+  readonly field: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message() {
+    return `Invalid filter on ${JSON.stringify(this.field)}: ${this.reason} (got ${show(this.value)})`
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * An `@effect/sql` `SqlClient` over PGlite (in-process Postgres, with pgvector), shaped like
+ * `@effect/sql-pg`'s `PgClient`: `make(options)` acquires the database with `acquireRelease`
+ * (closed when the layer's scope closes), and `layer(options)` / `layerConfig(config)` provide it.
+ * The SQL compiler is `@effect/sql-pg`'s, so one SQL code path serves PGlite and a PostgreSQL server.
+ *
+ * PGlite has one connection. Queries are serialized by a semaphore, and a transaction holds the
+ * semaphore until it ends, so another fiber's query never runs inside someone else's transaction.
+ * One instance per data directory per process: building the layer twice on one directory shares it.
+ */
+import { Reactivity } from "@effect/experimental"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
+import { PGlite } from "@electric-sql/pglite"
+import { vector } from "@electric-sql/pglite-pgvector"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, Stream } from "effect"
+
+export interface PgliteClientConfig {
+  /** A directory for the data, or "memory://" (the default) for an in-memory database. */
+  readonly dataDir?: string
+  /** Longest the database may take to start (default 60 s). */
+  readonly startTimeout?: Duration.DurationInput
+}
+
+export interface PgliteClient extends SqlClient.SqlClient {
+  readonly dataDir: string
+  readonly pglite: PGlite
+}
+
+export const PgliteClient = Context.GenericTag<PgliteClient>("pantheon-persistence/PgliteClient")
+
+const MEMORY = "memory://"
+
+/** Process-wide: one PGlite per data directory, shared and closed with its last user. */
+const open = new Map<string, { instance: Promise<PGlite>; users: number }>()
+
+const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => {
+        const shared = dataDir === MEMORY ? undefined : open.get(dataDir)
+        if (shared) {
+          shared.users++
+          return shared.instance
+        }
+        const instance = PGlite.create({ dataDir, extensions: { vector } }).then(async (db) => {
+          await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
+          return db
+        })
+        if (dataDir !== MEMORY) {
+          open.set(dataDir, { instance, users: 1 })
+          // Never cache a failed start.
+          instance.catch(() => open.delete(dataDir))
+        }
+        return instance
+      },
+      catch: (cause) => new SqlError({ cause, message: `PGlite: failed to open ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}` })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: startTimeout,
+        onTimeout: () => new SqlError({ cause: new Error("timeout"), message: `PGlite: ${dataDir} did not start within ${Duration.format(Duration.decode(startTimeout))}` })
+      })
+    ),
+    (db) =>
+      Effect.promise(async () => {
+        const shared = open.get(dataDir)
+        if (shared && --shared.users > 0) return
+        open.delete(dataDir)
+        await db.close()
+      })
+  )
+
+export const make = (options: PgliteClientConfig = {}) =>
+  Effect.gen(function* () {
+    const dataDir = options.dataDir ?? MEMORY
+    const db = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60))
+    const lock = yield* Effect.makeSemaphore(1)
+    const compiler = PgClient.makeCompiler()
+
+    const failed = (cause: unknown) =>
+      new SqlError({ cause, message: `Failed to execute statement: ${cause instanceof Error ? cause.message : String(cause)}` })
+
+    const connection = (locked: boolean): Connection => {
+      const guard = <A>(effect: Effect.Effect<A, SqlError>) => (locked ? effect : lock.withPermits(1)(effect))
+      const run = (sql: string, params: ReadonlyArray<unknown>) =>
+        guard(Effect.tryPromise({ try: () => db.query<any>(sql, params as Array<unknown>), catch: failed }))
+      return {
+        execute: (sql, params, transformRows) =>
+          Effect.map(run(sql, params), (r) => (transformRows ? transformRows(r.rows) : r.rows)),
+        executeRaw: (sql, params) => run(sql, params),
+        executeValues: (sql, params) =>
+          guard(
+            Effect.tryPromise({ try: () => db.query<Array<unknown>>(sql, params as Array<unknown>, { rowMode: "array" }), catch: failed })
+          ).pipe(Effect.map((r) => r.rows)),
+        executeUnprepared: (sql, params, transformRows) =>
+          params.length > 0
+            ? Effect.map(run(sql, params), (r) => (transformRows ? transformRows(r.rows) : r.rows))
+            : guard(Effect.tryPromise({ try: () => db.exec(sql), catch: failed })).pipe(
+                Effect.map((results) => {
+                  const rows = results.at(-1)?.rows ?? []
+                  return transformRows ? transformRows(rows as Array<object>) : rows
+                })
+              ),
+        executeStream: (sql, params, transformRows) =>
+          Stream.fromIterableEffect(Effect.map(run(sql, params), (r) => (transformRows ? transformRows(r.rows) : r.rows)))
+      }
+    }
+
+    const client = yield* SqlClient.make({
+      acquirer: Effect.succeed(connection(false)),
+      // A transaction holds the only connection until it ends.
+      transactionAcquirer: Effect.as(Effect.acquireRelease(lock.take(1), () => lock.release(1)), connection(true)),
+      compiler,
+      spanAttributes: [
+        ["db.system.name", "postgresql"],
+        ["db.namespace", dataDir]
+      ]
+    })
+    return Object.assign(client, { dataDir, pglite: db }) as PgliteClient
+  })
+
+export const layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError> =>
+  Layer.scopedContext(
+    Effect.map(make(options), (client) => Context.make(PgliteClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
+  ).pipe(Layer.provide(Reactivity.layer))
+
+/** From the environment: `PANTHEON_DATA_DIR` (default `./.pantheon/data`; "memory://" for no files). */
+export const layerConfig = (
+  config: Config.Config<string> = Config.string("PANTHEON_DATA_DIR").pipe(Config.withDefault("./.pantheon/data"))
+): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(config, (dataDir) => layer({ dataDir })))

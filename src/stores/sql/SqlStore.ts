@@ -1,0 +1,293 @@
+/**
+ * The SQL store: a `pantheon_sources` table (the catalog) and one entries table per source, on any
+ * `@effect/sql` client for Postgres (PGlite in-process, or a server through `@effect/sql-pg`).
+ *
+ * Vectors: with pgvector, an `embedding vector(d)` column with an HNSW index (cosine); without it,
+ * `embedding real[]` and exact cosine similarity computed in SQL. Vectors are unit length, so both
+ * rank by the same cosine similarity.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Context, Effect, Either, Layer, PubSub, Schema, Stream } from "effect"
+import { timestampMs } from "../../domain/compile.js"
+import { CatalogUnavailable, errorReason, InvalidSourceId, StoreQueryError, StoreUnavailable } from "../../domain/errors.js"
+import { type CatalogChange, NewEntry, type StoreDescriptor, type StoreEntry, type Where } from "../../domain/schemas.js"
+import { Embedder } from "../../services/Embedder.js"
+import { StoreBackend } from "../../services/StoreBackend.js"
+import type { StoreManager } from "../../services/StoreManager.js"
+import { entriesTable, validateSourceId, validateWhere } from "./identifiers.js"
+
+export type VectorMode = "pgvector" | "array"
+
+export interface SqlStoreOptions {
+  /** "auto" (default) uses pgvector when the extension exists or can be created. */
+  readonly vectorMode?: "auto" | VectorMode
+  /** Rows per insert statement (default 200). */
+  readonly insertBatch?: number
+}
+
+export interface SqlStoreShape {
+  readonly vectorMode: VectorMode
+  /** The registered sources, oldest first. */
+  readonly catalog: Effect.Effect<ReadonlyArray<StoreDescriptor>, CatalogUnavailable>
+  /** Registers a source (or updates its label) and creates its storage. */
+  readonly registerSource: (id: string, options?: { readonly label?: string }) => Effect.Effect<StoreDescriptor, InvalidSourceId | StoreUnavailable>
+  /** Removes a source from the catalog; its entries table is kept (registering it again restores them). */
+  readonly removeSource: (id: string) => Effect.Effect<boolean, InvalidSourceId | StoreUnavailable>
+  /** Opens a source's manager: checks its storage and compiles its statements. */
+  readonly open: (id: string) => Effect.Effect<StoreManager, InvalidSourceId | StoreUnavailable>
+  /** Catalog changes made through this instance (and, on a server, through every instance). */
+  readonly changes: Stream.Stream<CatalogChange>
+}
+
+export class SqlStore extends Context.Tag("pantheon-persistence/SqlStore")<SqlStore, SqlStoreShape>() {}
+
+const SourceRow = Schema.Struct({
+  id: Schema.String,
+  label: Schema.NullOr(Schema.String),
+  version: Schema.Number,
+  dimensions: Schema.Number,
+  vector_mode: Schema.String
+})
+
+const EntryRow = Schema.Struct({
+  id: Schema.String,
+  text: Schema.String,
+  ts: Schema.Union(Schema.Number, Schema.NumberFromString, Schema.BigIntFromSelf.pipe(Schema.transform(Schema.Number, { decode: Number, encode: BigInt }))),
+  metadata: Schema.Unknown,
+  score: Schema.optional(Schema.Union(Schema.Number, Schema.NumberFromString, Schema.Null))
+})
+const decodeEntries = Schema.decodeUnknown(Schema.Array(EntryRow))
+
+/** What an entry is found by: an image by its caption when it has one, anything else by its text. */
+const searchText = (entry: { readonly text: string; readonly metadata: Readonly<Record<string, unknown>> }) => {
+  const { type, caption } = entry.metadata
+  return typeof type === "string" && type.toLowerCase() === "image" && typeof caption === "string" && caption.trim() ? caption : entry.text
+}
+
+const vectorLiteral = (mode: VectorMode, v: Float32Array) => (mode === "pgvector" ? `[${v.join(",")}]` : `{${v.join(",")}}`)
+
+/** Detects pgvector: present, or creatable; otherwise exact search over `real[]`. */
+const detectVectorMode = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function* () {
+    const present = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'vector'`
+    if ((present[0]?.n ?? 0) > 0) return "pgvector" as const
+    const created = yield* Effect.either(sql`CREATE EXTENSION IF NOT EXISTS vector`)
+    return Either.isRight(created) ? ("pgvector" as const) : ("array" as const)
+  })
+
+export const make = (options: SqlStoreOptions = {}) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const embedder = yield* Embedder
+    const dims = embedder.dimensions
+    const vectorMode: VectorMode = options.vectorMode === undefined || options.vectorMode === "auto" ? yield* detectVectorMode(sql) : options.vectorMode
+    const batch = options.insertBatch ?? 200
+    const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CatalogChange>(), PubSub.shutdown)
+
+    yield* sql`CREATE TABLE IF NOT EXISTS pantheon_sources (
+      id text PRIMARY KEY,
+      label text,
+      version integer NOT NULL DEFAULT 1,
+      dimensions integer NOT NULL,
+      vector_mode text NOT NULL,
+      created_at bigint NOT NULL
+    )`
+    if (vectorMode === "pgvector") {
+      // pgvector ≥ 0.8: keep scanning the HNSW index until a filtered query has its rows.
+      yield* Effect.ignore(sql`SET hnsw.iterative_scan = strict_order`)
+    }
+
+    const unavailable = (id: string, what: string) => (cause: SqlError | unknown) =>
+      new StoreUnavailable({ id, reason: `${what}: ${errorReason(cause)}`, cause })
+
+    /** Creates the source's table and indexes when missing; cheap when they exist, but a round trip each. */
+    const ensureStorage = (id: string) => {
+      const table = entriesTable(id)
+      const column = vectorMode === "pgvector" ? sql.literal(`vector(${dims})`) : sql.literal("real[]")
+      return Effect.gen(function* () {
+        yield* sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+          id text PRIMARY KEY,
+          text text NOT NULL,
+          ts bigint NOT NULL,
+          metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+          embedding ${column}
+        )`
+        yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_ts`)} ON ${sql(table)} (ts DESC)`
+        yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_meta`)} ON ${sql(table)} USING gin (metadata jsonb_path_ops)`
+        if (vectorMode === "pgvector") {
+          yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_hnsw`)} ON ${sql(table)} USING hnsw (embedding vector_cosine_ops)`
+        }
+      }).pipe(Effect.mapError(unavailable(id, "creating its storage failed")))
+    }
+
+    const catalog = sql`SELECT id, label, version, dimensions, vector_mode FROM pantheon_sources ORDER BY created_at, id`.pipe(
+      Effect.flatMap(Schema.decodeUnknown(Schema.Array(SourceRow))),
+      Effect.map((rows) => rows.map((r): StoreDescriptor => ({ id: r.id, ...(r.label === null ? {} : { label: r.label }), fingerprint: String(r.version) }))),
+      Effect.mapError((cause) => new CatalogUnavailable({ reason: `reading pantheon_sources failed: ${errorReason(cause)}`, cause })),
+      Effect.withSpan("SqlStore.catalog")
+    )
+
+    const registerSource = Effect.fn("SqlStore.registerSource")(function* (rawId: string, opts: { readonly label?: string } = {}) {
+      const id = yield* validateSourceId(rawId)
+      yield* ensureStorage(id)
+      const label = opts.label ?? null
+      const rows = yield* sql<{ version: number; inserted: boolean }>`
+        INSERT INTO pantheon_sources (id, label, dimensions, vector_mode, created_at)
+        VALUES (${id}, ${label}, ${dims}, ${vectorMode}, ${Date.now()})
+        ON CONFLICT (id) DO UPDATE SET label = excluded.label, version = pantheon_sources.version + 1
+          WHERE pantheon_sources.label IS DISTINCT FROM excluded.label
+        RETURNING version, (xmax = 0) AS inserted`.pipe(Effect.mapError(unavailable(id, "registering it failed")))
+      const descriptor: StoreDescriptor = { id, ...(label === null ? {} : { label }), fingerprint: String(rows[0]?.version ?? 1) }
+      if (rows.length > 0) {
+        yield* PubSub.publish(pubsub, rows[0]!.inserted ? { _tag: "Added", id, descriptor } : { _tag: "Changed", id, descriptor })
+      }
+      return descriptor
+    })
+
+    const removeSource = Effect.fn("SqlStore.removeSource")(function* (rawId: string) {
+      const id = yield* validateSourceId(rawId)
+      const rows = yield* sql`DELETE FROM pantheon_sources WHERE id = ${id} RETURNING id`.pipe(Effect.mapError(unavailable(id, "removing it failed")))
+      if (rows.length > 0) yield* PubSub.publish(pubsub, { _tag: "Removed", id })
+      return rows.length > 0
+    })
+
+    const open = Effect.fn("SqlStore.open")(function* (rawId: string) {
+      const id = yield* validateSourceId(rawId)
+      const registered = yield* sql`SELECT id, label, version, dimensions, vector_mode FROM pantheon_sources WHERE id = ${id}`.pipe(
+        Effect.flatMap(Schema.decodeUnknown(Schema.Array(SourceRow))),
+        Effect.mapError(unavailable(id, "reading its registration failed"))
+      )
+      const row = registered[0]
+      if (row === undefined) return yield* new StoreUnavailable({ id, reason: "it is not registered" })
+      if (row.dimensions !== dims || row.vector_mode !== vectorMode) {
+        return yield* new StoreUnavailable({
+          id,
+          reason: `its entries were embedded as ${row.vector_mode} with ${row.dimensions} dimensions, but this store uses ${vectorMode} with ${dims} (${embedder.model}): re-ingest it`
+        })
+      }
+      yield* ensureStorage(id)
+      return managerFor(id)
+    })
+
+    const managerFor = (id: string): StoreManager => {
+      const table = sql(entriesTable(id))
+      const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
+      const filterOf = (operation: string, where: Where | undefined) =>
+        Either.match(validateWhere(where), {
+          onLeft: (e) => Effect.fail(new StoreQueryError({ id, operation, reason: e.message, cause: e })),
+          onRight: (w) => Effect.succeed(JSON.stringify(w))
+        })
+      const toEntries = (rows: ReadonlyArray<unknown>) =>
+        Effect.map(decodeEntries(rows), (decoded) =>
+          decoded.map((r): StoreEntry => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
+        )
+
+      const getMostRecent = (limit: number, where?: Where) =>
+        Effect.flatMap(filterOf("getMostRecent", where), (filter) =>
+          sql`SELECT id, text, ts, metadata FROM ${table}
+              WHERE metadata @> ${filter}::jsonb
+              ORDER BY ts DESC, id DESC LIMIT ${Math.max(0, Math.floor(limit))}`.pipe(
+            Effect.flatMap(toEntries),
+            Effect.mapError(queryError("getMostRecent"))
+          )
+        ).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id } }))
+
+      const relevantSql = (vectors: string, filter: string, limit: number) =>
+        vectorMode === "pgvector"
+          ? sql`SELECT r.id, r.text, r.ts, r.metadata, r.score
+                FROM jsonb_array_elements_text(${vectors}::jsonb) AS q(v)
+                CROSS JOIN LATERAL (
+                  SELECT e.id, e.text, e.ts, e.metadata, 1 - (e.embedding <=> q.v::vector) AS score
+                  FROM ${table} e
+                  WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
+                  ORDER BY e.embedding <=> q.v::vector
+                  LIMIT ${limit}
+                ) r`
+          : sql`SELECT r.id, r.text, r.ts, r.metadata, r.score
+                FROM jsonb_array_elements_text(${vectors}::jsonb) AS q(v)
+                CROSS JOIN LATERAL (
+                  SELECT e.id, e.text, e.ts, e.metadata,
+                         (SELECT sum(a * b) FROM unnest(e.embedding, q.v::real[]) AS u(a, b)) AS score
+                  FROM ${table} e
+                  WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
+                  ORDER BY score DESC NULLS LAST
+                  LIMIT ${limit}
+                ) r`
+
+      const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) =>
+        Effect.gen(function* () {
+          const texts = queries.filter((q) => typeof q === "string" && q.trim().length > 0)
+          const n = Math.max(0, Math.floor(limit))
+          if (texts.length === 0 || n === 0) return []
+          const filter = yield* filterOf("getMostRelevant", where)
+          const vectors = yield* embedder.embed(texts).pipe(Effect.mapError(queryError("getMostRelevant")))
+          const literal = JSON.stringify(vectors.map((v) => vectorLiteral(vectorMode, v)))
+          const rows = yield* relevantSql(literal, filter, n).pipe(
+            Effect.flatMap(decodeEntries),
+            Effect.mapError(queryError("getMostRelevant"))
+          )
+          // Best score per text across the queries, best first.
+          const best = new Map<string, (typeof rows)[number]>()
+          for (const r of rows) {
+            const current = best.get(r.text)
+            if (current === undefined || Number(r.score ?? -Infinity) > Number(current.score ?? -Infinity)) best.set(r.text, r)
+          }
+          return [...best.values()]
+            .sort((a, b) => Number(b.score ?? -Infinity) - Number(a.score ?? -Infinity))
+            .slice(0, n)
+            .map((r): StoreEntry => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
+        }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length } }))
+
+      const insert = (entries: ReadonlyArray<NewEntry>) =>
+        Effect.gen(function* () {
+          const decoded = yield* Schema.decodeUnknown(Schema.Array(NewEntry))(entries).pipe(
+            Effect.mapError((e) => new StoreQueryError({ id, operation: "insert", reason: e.message, cause: e }))
+          )
+          const rows = []
+          for (const [i, e] of decoded.entries()) {
+            const ms = timestampMs(e.timestamp)
+            if (ms === undefined) {
+              return yield* new StoreQueryError({ id, operation: "insert", reason: `entry ${i} (${JSON.stringify(e.id)}) has an invalid timestamp` })
+            }
+            rows.push({ id: e.id, text: e.text, ts: ms, metadata: e.metadata })
+          }
+          for (let start = 0; start < rows.length; start += batch) {
+            const chunk = rows.slice(start, start + batch)
+            const vectors = yield* embedder.embed(chunk.map(searchText)).pipe(Effect.mapError(queryError("insert")))
+            const payload = JSON.stringify(chunk.map((r, j) => ({ ...r, embedding: r.text.trim() ? vectorLiteral(vectorMode, vectors[j]!) : null })))
+            const cast = sql.literal(vectorMode === "pgvector" ? "vector" : "real[]")
+            yield* sql`INSERT INTO ${table} (id, text, ts, metadata, embedding)
+                SELECT x.id, x.text, x.ts, coalesce(x.metadata, '{}'::jsonb), x.embedding::${cast}
+                FROM jsonb_to_recordset(${payload}::jsonb) AS x(id text, text text, ts bigint, metadata jsonb, embedding text)
+                ON CONFLICT (id) DO UPDATE SET text = excluded.text, ts = excluded.ts, metadata = excluded.metadata, embedding = excluded.embedding`.pipe(
+              Effect.mapError(queryError("insert"))
+            )
+          }
+        }).pipe(Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length } }))
+
+      return { name: id, getMostRecent, getMostRelevant, insert }
+    }
+
+    return {
+      vectorMode,
+      catalog,
+      registerSource,
+      removeSource,
+      open,
+      changes: Stream.fromPubSub(pubsub)
+    } satisfies SqlStoreShape
+  })
+
+export const layer = (options: SqlStoreOptions = {}): Layer.Layer<SqlStore, SqlError, SqlClient.SqlClient | Embedder> =>
+  Layer.scoped(SqlStore, make(options))
+
+/** The `StoreBackend` of a `SqlStore`: its catalog, its managers and its changes. */
+export const backendLayer: Layer.Layer<StoreBackend, never, SqlStore> = Layer.effect(
+  StoreBackend,
+  Effect.map(SqlStore, (store) => ({
+    catalog: store.catalog,
+    open: (descriptor: StoreDescriptor) => store.open(descriptor.id),
+    changes: store.changes
+  }))
+)
