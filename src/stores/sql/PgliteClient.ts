@@ -15,6 +15,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
 import { vector } from "@electric-sql/pglite-pgvector"
+import { mkdirSync } from "node:fs"
 import { Config, type ConfigError, Context, Duration, Effect, Layer, Stream } from "effect"
 
 export interface PgliteClientConfig {
@@ -45,6 +46,7 @@ const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
           shared.users++
           return shared.instance
         }
+        if (dataDir !== MEMORY && !dataDir.includes("://")) mkdirSync(dataDir, { recursive: true })
         const instance = PGlite.create({ dataDir, extensions: { vector } }).then(async (db) => {
           await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
           return db

@@ -195,20 +195,20 @@ export const make = (options: SqlStoreOptions = {}) =>
 
       const relevantSql = (vectors: string, filter: string, limit: number) =>
         vectorMode === "pgvector"
-          ? sql`SELECT r.id, r.text, r.ts, r.metadata, r.score
-                FROM jsonb_array_elements_text(${vectors}::jsonb) AS q(v)
-                CROSS JOIN LATERAL (
-                  SELECT e.id, e.text, e.ts, e.metadata, 1 - (e.embedding <=> q.v::vector) AS score
+          ? sql`WITH q AS MATERIALIZED (SELECT v::vector AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v))
+                SELECT r.id, r.text, r.ts, r.metadata, r.score
+                FROM q CROSS JOIN LATERAL (
+                  SELECT e.id, e.text, e.ts, e.metadata, 1 - (e.embedding <=> q.v) AS score
                   FROM ${table} e
                   WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
-                  ORDER BY e.embedding <=> q.v::vector
+                  ORDER BY e.embedding <=> q.v
                   LIMIT ${limit}
                 ) r`
-          : sql`SELECT r.id, r.text, r.ts, r.metadata, r.score
-                FROM jsonb_array_elements_text(${vectors}::jsonb) AS q(v)
-                CROSS JOIN LATERAL (
+          : sql`WITH q AS MATERIALIZED (SELECT v::real[] AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v))
+                SELECT r.id, r.text, r.ts, r.metadata, r.score
+                FROM q CROSS JOIN LATERAL (
                   SELECT e.id, e.text, e.ts, e.metadata,
-                         (SELECT sum(a * b) FROM unnest(e.embedding, q.v::real[]) AS u(a, b)) AS score
+                         (SELECT sum(a * b) FROM unnest(e.embedding, q.v) AS u(a, b)) AS score
                   FROM ${table} e
                   WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
                   ORDER BY score DESC NULLS LAST
