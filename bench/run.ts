@@ -2,7 +2,16 @@
  * npm run bench: the workloads of issue #2 (w1–w5), a markdown table on stdout, every figure in
  * bench/results/latest.json. Run with --expose-gc (the npm script does) for the memory rows.
  */
-import { Cache, Effect, Either } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Cache, Effect, Either, Layer, Runtime } from "effect"
+import { readdirSync, readFileSync } from "node:fs"
+import type { NewEntry } from "../src/domain/schemas.js"
+import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
+import { ContextCompiler } from "../src/services/ContextCompiler.js"
+import { Embedder, featureHashing, layerFeatureHashing } from "../src/services/Embedder.js"
+import { ManagerCache } from "../src/services/ManagerCache.js"
+import * as Pglite from "../src/stores/sql/PgliteClient.js"
+import * as Sql from "../src/stores/sql/SqlStore.js"
 import { LRUCache } from "lru-cache"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -11,7 +20,7 @@ import { decodeCacheConfig } from "../src/domain/config.js"
 import { makePantheonPersistenceAdapter } from "../src/legacy/index.js"
 import { make as makeManagerCache } from "../src/services/ManagerCache.js"
 import type { StoreManager } from "../src/services/StoreManager.js"
-import type { DualStoreManagerLike } from "../src/stores/legacy.js"
+import type { DualStoreManagerLike, LegacyEntry } from "../src/stores/legacy.js"
 import { sketchAdapter, uncachedAdapter } from "./lib/baselines.js"
 import { percentile, prng, round, zipf, zipfTopMass } from "./lib/workload.js"
 
@@ -24,6 +33,7 @@ const table = (title: string, rows: Array<Record<string, unknown>>) => {
   )
   console.log(tables.at(-1))
 }
+const SAMPLE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "data", "sample")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const cfg = (input: object) => Either.getOrThrow(decodeCacheConfig(input))
 
@@ -105,6 +115,75 @@ const w1 = async () => {
   results.w1 = Object.fromEntries(rows.map((r) => [r.row, r]))
   table("w1: 1,000 compiles over 1–4 of 16 sources (getStoreManagers opens 16 managers, 5 ms each)", rows)
 }
+
+// ---------------------------------------------------------------------------------------------
+// w1 on the real embedded store: 16 PGlite sources of 200 entries; the same 1,000 requests
+const w1Real = async () => {
+  const entries = readdirSync(SAMPLE_DIR)
+    .filter((f) => f.endsWith(".jsonl"))
+    .flatMap((f) => readFileSync(join(SAMPLE_DIR, f), "utf8").trim().split("\n").map((l) => JSON.parse(l) as NewEntry))
+  // Two stores on one database: ours embeds through the cache, the uncached path (like the Pantheon
+  // adapter) builds a new manager and embeds every seed on every compile.
+  const uncachedModel = featureHashing(256)
+  const database = Layer.merge(Pglite.layer({ dataDir: "memory://" }), layerFeatureHashing({ dimensions: 256 }))
+  const program = Effect.gen(function* () {
+    const store = yield* Sql.SqlStore
+    const sql = yield* SqlClient.SqlClient
+    for (let s = 0; s < SOURCES; s++) {
+      const id = `source-${s}`
+      yield* store.registerSource(id)
+      const manager = yield* store.open(id)
+      yield* manager.insert(Array.from({ length: 200 }, (_, i) => ({ ...entries[(i * 7 + s * 13) % entries.length]!, id: `${id}-${i}` })))
+    }
+    yield* sql`ANALYZE`
+    const uncachedStore = yield* Sql.make({}).pipe(Effect.provideService(Embedder, uncachedModel))
+    const rows = []
+    {
+      // uncachedReal: every compile opens its matched managers anew.
+      let opens = 0
+      const runtime = yield* Effect.runtime<never>()
+      const compile = async (request: (typeof w1Requests)[number]) => {
+        const managers = await Promise.all(
+          request.sources.map((s) =>
+            Runtime.runPromise(runtime)(uncachedStore.open(s.id)).then((m) => {
+              opens++
+              return asPromiseManager(m, runtime)
+            })
+          )
+        )
+        return uncachedAdapter(async () => managers).compile(request)
+      }
+      const before = yield* uncachedModel.stats
+      const row = yield* Effect.promise(() => runW1("uncachedReal", { compile }, { get calls() { return opens } }, () => 0))
+      const after = yield* uncachedModel.stats
+      rows.push({ ...row, embedCallsPerCompile: round((after.calls - before.calls) / w1Requests.length, 2) })
+    }
+    {
+      const layer = PersistenceAdapterLive({ cache: { ttl: "10 minutes", capacity: 64 } }).pipe(Layer.provide(Sql.backendLayer), Layer.provide(Layer.succeed(Sql.SqlStore, store)))
+      const runtime = yield* Layer.toRuntime(layer)
+      const compiler = Runtime.runSync(runtime)(ContextCompiler)
+      const cache = Runtime.runSync(runtime)(ManagerCache)
+      const embedder = yield* Embedder
+      const before = yield* embedder.stats
+      const row = yield* Effect.promise(() =>
+        runW1("oursReal", { compile: (r) => Runtime.runPromise(runtime)(compiler.compile(r)) }, { get calls() { return Runtime.runSync(runtime)(cache.stats).loads } }, () => Runtime.runSync(runtime)(cache.stats).hitRate)
+      )
+      const after = yield* embedder.stats
+      rows.push({ ...row, embedCallsPerCompile: round((after.calls - before.calls) / w1Requests.length, 2) })
+    }
+    return rows
+  }).pipe(Effect.scoped, Effect.provide(Sql.layer().pipe(Layer.provideMerge(database))))
+  const rows = await Effect.runPromise(program)
+  results.w1Real = Object.fromEntries(rows.map((r) => [r.row, r]))
+  table("w1 on the embedded store: 16 PGlite sources × 200 entries (storeManagerCalls = manager opens)", rows)
+}
+
+/** A Promise view of an Effect manager, for the Pantheon-style baseline. */
+const asPromiseManager = (m: StoreManager, runtime: Runtime.Runtime<never>): DualStoreManagerLike => ({
+  name: m.name,
+  getMostRecent: (limit = 10, where) => Runtime.runPromise(runtime)(m.getMostRecent(limit, where)) as Promise<Array<LegacyEntry>>,
+  getMostRelevant: (queries, limit, where) => Runtime.runPromise(runtime)(m.getMostRelevant(queries, limit, where)) as Promise<Array<LegacyEntry>>
+})
 
 // ---------------------------------------------------------------------------------------------
 // w2: 1,000 concurrent compiles on a cold cache
@@ -263,7 +342,7 @@ const w5 = async () => {
 }
 
 const only = process.argv.slice(2)
-const all: Record<string, () => Promise<void>> = { w1, w2, w3, w4, w5 }
+const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5 }
 for (const [name, run] of Object.entries(all)) if (only.length === 0 || only.includes(name)) await run()
 
 const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json")

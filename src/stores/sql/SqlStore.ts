@@ -65,7 +65,17 @@ const searchText = (entry: { readonly text: string; readonly metadata: Readonly<
   return typeof type === "string" && type.toLowerCase() === "image" && typeof caption === "string" && caption.trim() ? caption : entry.text
 }
 
-const vectorLiteral = (mode: VectorMode, v: Float32Array) => (mode === "pgvector" ? `[${v.join(",")}]` : `{${v.join(",")}}`)
+/** A vector as SQL text, 7 significant digits (a float32's precision); memoised per vector object. */
+const literals = { pgvector: new WeakMap<Float32Array, string>(), array: new WeakMap<Float32Array, string>() }
+const vectorLiteral = (mode: VectorMode, v: Float32Array) => {
+  let text = literals[mode].get(v)
+  if (text === undefined) {
+    const digits = Array.from(v, (x) => (x === 0 ? "0" : x.toPrecision(7))).join(",")
+    text = mode === "pgvector" ? `[${digits}]` : `{${digits}}`
+    literals[mode].set(v, text)
+  }
+  return text
+}
 
 /** Detects pgvector: present, or creatable; otherwise exact search over `real[]`. */
 const detectVectorMode = (sql: SqlClient.SqlClient) =>
@@ -193,27 +203,30 @@ export const make = (options: SqlStoreOptions = {}) =>
           )
         ).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id } }))
 
-      const relevantSql = (vectors: string, filter: string, limit: number) =>
-        vectorMode === "pgvector"
-          ? sql`WITH q AS MATERIALIZED (SELECT v::vector AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v))
-                SELECT r.id, r.text, r.ts, r.metadata, r.score
-                FROM q CROSS JOIN LATERAL (
-                  SELECT e.id, e.text, e.ts, e.metadata, 1 - (e.embedding <=> q.v) AS score
+      // Nearest `limit` rows per query vector, then the best score per text, best first. Only the
+      // final rows carry their metadata back, and the vectors are parsed once (MATERIALIZED).
+      const relevantSql = (vectors: string, filter: string, limit: number) => {
+        const nearest =
+          vectorMode === "pgvector"
+            ? sql`SELECT e.id, e.text, 1 - (e.embedding <=> q.v) AS score
                   FROM ${table} e
                   WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
                   ORDER BY e.embedding <=> q.v
-                  LIMIT ${limit}
-                ) r`
-          : sql`WITH q AS MATERIALIZED (SELECT v::real[] AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v))
-                SELECT r.id, r.text, r.ts, r.metadata, r.score
-                FROM q CROSS JOIN LATERAL (
-                  SELECT e.id, e.text, e.ts, e.metadata,
-                         (SELECT sum(a * b) FROM unnest(e.embedding, q.v) AS u(a, b)) AS score
-                  FROM ${table} e
+                  LIMIT ${limit}`
+            : sql`SELECT e.id, e.text, s.score
+                  FROM ${table} e, LATERAL (SELECT sum(a * b) AS score FROM unnest(e.embedding, q.v) AS u(a, b)) s
                   WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
-                  ORDER BY score DESC NULLS LAST
-                  LIMIT ${limit}
-                ) r`
+                  ORDER BY s.score DESC NULLS LAST
+                  LIMIT ${limit}`
+        const cast = sql.literal(vectorMode === "pgvector" ? "vector" : "real[]")
+        return sql`WITH q AS MATERIALIZED (SELECT v::${cast} AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v)),
+               hits AS (SELECT r.id, r.text, r.score FROM q CROSS JOIN LATERAL (${nearest}) r),
+               best AS (SELECT DISTINCT ON (text) id, text, score FROM hits ORDER BY text, score DESC, id)
+               SELECT e.id, e.text, e.ts, e.metadata, b.score
+               FROM best b JOIN ${table} e ON e.id = b.id
+               ORDER BY b.score DESC, e.id
+               LIMIT ${limit}`
+      }
 
       const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) =>
         Effect.gen(function* () {
@@ -223,20 +236,7 @@ export const make = (options: SqlStoreOptions = {}) =>
           const filter = yield* filterOf("getMostRelevant", where)
           const vectors = yield* embedder.embed(texts).pipe(Effect.mapError(queryError("getMostRelevant")))
           const literal = JSON.stringify(vectors.map((v) => vectorLiteral(vectorMode, v)))
-          const rows = yield* relevantSql(literal, filter, n).pipe(
-            Effect.flatMap(decodeEntries),
-            Effect.mapError(queryError("getMostRelevant"))
-          )
-          // Best score per text across the queries, best first.
-          const best = new Map<string, (typeof rows)[number]>()
-          for (const r of rows) {
-            const current = best.get(r.text)
-            if (current === undefined || Number(r.score ?? -Infinity) > Number(current.score ?? -Infinity)) best.set(r.text, r)
-          }
-          return [...best.values()]
-            .sort((a, b) => Number(b.score ?? -Infinity) - Number(a.score ?? -Infinity))
-            .slice(0, n)
-            .map((r): StoreEntry => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
+          return yield* relevantSql(literal, filter, n).pipe(Effect.flatMap(toEntries), Effect.mapError(queryError("getMostRelevant")))
         }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length } }))
 
       const insert = (entries: ReadonlyArray<NewEntry>) =>
