@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Either, Layer, Stream } from "effect"
+import { Context, Effect, Either, Layer, Stream, TestClock } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -78,6 +78,32 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
         expect(texts(yield* exact.getMostRelevant(query, 3))).toEqual(texts(yield* withIndex.getMostRelevant(query, 3)))
       }
       expect(texts(yield* exact.getMostRelevant(["database"], 5, { type: "image" }))).toEqual([corpus[3]!.text])
+    }))
+
+  it.effect("serves repeated queries from the result cache until the source is written to", () =>
+    Effect.gen(function* () {
+      const store = yield* Sql.SqlStore
+      const manager = yield* seeded(store, "cached")
+      const first = yield* manager.getMostRelevant(["database migration"], 3)
+      const before = yield* store.resultStats
+      expect(yield* manager.getMostRelevant(["database migration"], 3)).toEqual(first)
+      expect(yield* manager.getMostRecent(2)).toEqual(yield* manager.getMostRecent(2))
+      const after = yield* store.resultStats
+      expect(after.hits - before.hits).toBe(2)
+      yield* manager.insert([{ id: "new", text: "database migration finished at last", timestamp: "2024-03-02T00:00:00Z", metadata: {} }])
+      expect(texts(yield* manager.getMostRecent(1))).toEqual(["database migration finished at last"])
+      expect(texts(yield* manager.getMostRelevant(["database migration"], 3))).toContain("database migration finished at last")
+    }))
+
+  it.effect("expires cached results after their ttl", () =>
+    Effect.gen(function* () {
+      const store = yield* Sql.SqlStore
+      const manager = yield* seeded(store, "ttl")
+      yield* manager.getMostRecent(1)
+      const before = yield* store.resultStats
+      yield* TestClock.adjust("61 seconds")
+      yield* manager.getMostRecent(1)
+      expect((yield* store.resultStats).misses - before.misses).toBe(1)
     }))
 
   it.effect("refuses hostile source ids before any SQL is built", () =>

@@ -8,7 +8,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Effect, Either, Layer, PubSub, Schema, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, PubSub, Schema, Stream } from "effect"
 import { timestampMs } from "../../domain/compile.js"
 import { CatalogUnavailable, errorReason, InvalidSourceId, StoreQueryError, StoreUnavailable } from "../../domain/errors.js"
 import { type CatalogChange, NewEntry, type StoreDescriptor, type StoreEntry, type Where } from "../../domain/schemas.js"
@@ -16,6 +16,7 @@ import { Embedder } from "../../services/Embedder.js"
 import { StoreBackend } from "../../services/StoreBackend.js"
 import type { StoreManager } from "../../services/StoreManager.js"
 import { entriesTable, validateSourceId, validateWhere } from "./identifiers.js"
+import { ResultCache } from "./ResultCache.js"
 
 export type VectorMode = "pgvector" | "array"
 
@@ -24,6 +25,11 @@ export interface SqlStoreOptions {
   readonly vectorMode?: "auto" | VectorMode
   /** Rows per insert statement (default 200). */
   readonly insertBatch?: number
+  /**
+   * Query results kept per source until its data changes (default 2,048 result sets for 60 s);
+   * `false` sends every query to the database.
+   */
+  readonly resultCache?: { readonly capacity?: number; readonly ttl?: Duration.DurationInput } | false
 }
 
 export interface SqlStoreShape {
@@ -38,6 +44,9 @@ export interface SqlStoreShape {
   readonly open: (id: string) => Effect.Effect<StoreManager, InvalidSourceId | StoreUnavailable>
   /** Catalog changes made through this instance (and, on a server, through every instance). */
   readonly changes: Stream.Stream<CatalogChange>
+  /** Retires the cached query results of a source (all sources when `null`): its data changed elsewhere. */
+  readonly dataChanged: (id: string | null) => Effect.Effect<void>
+  readonly resultStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
 }
 
 export class SqlStore extends Context.Tag("pantheon-persistence/SqlStore")<SqlStore, SqlStoreShape>() {}
@@ -55,9 +64,24 @@ const EntryRow = Schema.Struct({
   text: Schema.String,
   ts: Schema.Union(Schema.Number, Schema.NumberFromString, Schema.BigIntFromSelf.pipe(Schema.transform(Schema.Number, { decode: Number, encode: BigInt }))),
   metadata: Schema.Unknown,
-  score: Schema.optional(Schema.Union(Schema.Number, Schema.NumberFromString, Schema.Null))
+  score: Schema.optional(Schema.Union(Schema.Number, Schema.NumberFromString, Schema.Null)),
+  ord: Schema.optional(Schema.Union(Schema.Number, Schema.NumberFromString, Schema.BigIntFromSelf))
 })
-const decodeEntries = Schema.decodeUnknown(Schema.Array(EntryRow))
+type ScoredRow = typeof EntryRow.Type
+const decodeRows = Schema.decodeUnknown(Schema.Array(EntryRow))
+const toEntries = (rows: ReadonlyArray<ScoredRow>): Array<StoreEntry> =>
+  rows.map((r) => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
+
+/** The best score of each text across the seeds' rows, best first (ties by id), at most `n`. */
+export const bestPerText = (rows: ReadonlyArray<ScoredRow>, n: number): Array<ScoredRow> => {
+  const score = (r: ScoredRow) => (r.score === null || r.score === undefined ? -Infinity : Number(r.score))
+  const best = new Map<string, ScoredRow>()
+  for (const row of rows) {
+    const current = best.get(row.text)
+    if (current === undefined || score(row) > score(current) || (score(row) === score(current) && row.id < current.id)) best.set(row.text, row)
+  }
+  return [...best.values()].sort((a, b) => score(b) - score(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, n)
+}
 
 /** What an entry is found by: an image by its caption when it has one, anything else by its text. */
 const searchText = (entry: { readonly text: string; readonly metadata: Readonly<Record<string, unknown>> }) => {
@@ -93,6 +117,18 @@ export const make = (options: SqlStoreOptions = {}) =>
     const dims = embedder.dimensions
     const vectorMode: VectorMode = options.vectorMode === undefined || options.vectorMode === "auto" ? yield* detectVectorMode(sql) : options.vectorMode
     const batch = options.insertBatch ?? 200
+    const results = new ResultCache<ReadonlyArray<ScoredRow>>(
+      options.resultCache === false ? 0 : (options.resultCache?.capacity ?? 2048),
+      options.resultCache === false ? 0 : Duration.toMillis(Duration.decode(options.resultCache?.ttl ?? "60 seconds"))
+    )
+    /** Serves `key` from the result cache, or runs `query` and keeps what it returns. */
+    const cachedQuery = <E>(id: string, key: string, query: Effect.Effect<ReadonlyArray<ScoredRow>, E>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const hit = results.get(id, key, now)
+        if (hit !== undefined) return Effect.succeed(hit)
+        const version = results.version(id)
+        return Effect.tap(query, (rows) => Effect.sync(() => results.set(id, key, rows, now, version)))
+      })
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CatalogChange>(), PubSub.shutdown)
 
     yield* sql`CREATE TABLE IF NOT EXISTS pantheon_sources (
@@ -158,6 +194,7 @@ export const make = (options: SqlStoreOptions = {}) =>
     const removeSource = Effect.fn("SqlStore.removeSource")(function* (rawId: string) {
       const id = yield* validateSourceId(rawId)
       const rows = yield* sql`DELETE FROM pantheon_sources WHERE id = ${id} RETURNING id`.pipe(Effect.mapError(unavailable(id, "removing it failed")))
+      results.bump(id)
       if (rows.length > 0) yield* PubSub.publish(pubsub, { _tag: "Removed", id })
       return rows.length > 0
     })
@@ -188,55 +225,66 @@ export const make = (options: SqlStoreOptions = {}) =>
           onLeft: (e) => Effect.fail(new StoreQueryError({ id, operation, reason: e.message, cause: e })),
           onRight: (w) => Effect.succeed(JSON.stringify(w))
         })
-      const toEntries = (rows: ReadonlyArray<unknown>) =>
-        Effect.map(decodeEntries(rows), (decoded) =>
-          decoded.map((r): StoreEntry => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
-        )
 
       const getMostRecent = (limit: number, where?: Where) =>
-        Effect.flatMap(filterOf("getMostRecent", where), (filter) =>
-          sql`SELECT id, text, ts, metadata FROM ${table}
-              WHERE metadata @> ${filter}::jsonb
-              ORDER BY ts DESC, id DESC LIMIT ${Math.max(0, Math.floor(limit))}`.pipe(
-            Effect.flatMap(toEntries),
-            Effect.mapError(queryError("getMostRecent"))
+        Effect.flatMap(filterOf("getMostRecent", where), (filter) => {
+          const n = Math.max(0, Math.floor(limit))
+          return cachedQuery(
+            id,
+            `recent\u0000${n}\u0000${filter}`,
+            sql`SELECT id, text, ts, metadata FROM ${table}
+                WHERE metadata @> ${filter}::jsonb
+                ORDER BY ts DESC, id DESC LIMIT ${n}`.pipe(Effect.flatMap(decodeRows), Effect.mapError(queryError("getMostRecent")))
           )
-        ).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id } }))
+        }).pipe(Effect.map(toEntries), Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id } }))
 
-      // Nearest `limit` rows per query vector, then the best score per text, best first. Only the
-      // final rows carry their metadata back, and the vectors are parsed once (MATERIALIZED).
-      const relevantSql = (vectors: string, filter: string, limit: number) => {
+      // The nearest `limit` rows of each query vector, with their scores; vectors parsed once (MATERIALIZED).
+      const nearestSql = (vectors: string, filter: string, limit: number) => {
         const nearest =
           vectorMode === "pgvector"
-            ? sql`SELECT e.id, e.text, 1 - (e.embedding <=> q.v) AS score
+            ? sql`SELECT e.id, e.text, e.ts, e.metadata, 1 - (e.embedding <=> q.v) AS score
                   FROM ${table} e
                   WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
                   ORDER BY e.embedding <=> q.v
                   LIMIT ${limit}`
-            : sql`SELECT e.id, e.text, s.score
-                  FROM ${table} e, LATERAL (SELECT sum(a * b) AS score FROM unnest(e.embedding, q.v) AS u(a, b)) s
+            : sql`SELECT e.id, e.text, e.ts, e.metadata, s.score
+                  FROM ${table} e, LATERAL (SELECT sum(a::float8 * b::float8) AS score FROM unnest(e.embedding, q.v) AS u(a, b)) s
                   WHERE e.embedding IS NOT NULL AND e.metadata @> ${filter}::jsonb
                   ORDER BY s.score DESC NULLS LAST
                   LIMIT ${limit}`
         const cast = sql.literal(vectorMode === "pgvector" ? "vector" : "real[]")
-        return sql`WITH q AS MATERIALIZED (SELECT v::${cast} AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v)),
-               hits AS (SELECT r.id, r.text, r.score FROM q CROSS JOIN LATERAL (${nearest}) r),
-               best AS (SELECT DISTINCT ON (text) id, text, score FROM hits ORDER BY text, score DESC, id)
-               SELECT e.id, e.text, e.ts, e.metadata, b.score
-               FROM best b JOIN ${table} e ON e.id = b.id
-               ORDER BY b.score DESC, e.id
-               LIMIT ${limit}`
+        return sql`WITH q AS MATERIALIZED (SELECT ord, v::${cast} AS v FROM jsonb_array_elements_text(${vectors}::jsonb) WITH ORDINALITY AS t(v, ord))
+               SELECT q.ord, r.id, r.text, r.ts, r.metadata, r.score FROM q CROSS JOIN LATERAL (${nearest}) r`
       }
+
+      /** Each seed's nearest rows: from the result cache, the others in one query. */
+      const nearestPerSeed = (seeds: ReadonlyArray<string>, filter: string, n: number) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const version = results.version(id)
+          const key = (seed: string) => `near\u0000${n}\u0000${filter}\u0000${seed}`
+          const found = seeds.map((seed) => results.get(id, key(seed), now))
+          const missing = seeds.filter((_, i) => found[i] === undefined)
+          if (missing.length > 0) {
+            const vectors = yield* embedder.embed(missing).pipe(Effect.mapError(queryError("getMostRelevant")))
+            const literal = JSON.stringify(vectors.map((v) => vectorLiteral(vectorMode, v)))
+            const rows = yield* nearestSql(literal, filter, n).pipe(Effect.flatMap(decodeRows), Effect.mapError(queryError("getMostRelevant")))
+            const bySeed = missing.map((): Array<ScoredRow> => [])
+            for (const row of rows) bySeed[Number(row.ord) - 1]!.push(row)
+            missing.forEach((seed, j) => results.set(id, key(seed), bySeed[j]!, now, version))
+            let j = 0
+            for (let i = 0; i < found.length; i++) if (found[i] === undefined) found[i] = bySeed[j++]
+          }
+          return found as Array<ReadonlyArray<ScoredRow>>
+        })
 
       const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) =>
         Effect.gen(function* () {
-          const texts = queries.filter((q) => typeof q === "string" && q.trim().length > 0)
+          const seeds = [...new Set(queries.filter((q) => typeof q === "string" && q.trim().length > 0))]
           const n = Math.max(0, Math.floor(limit))
-          if (texts.length === 0 || n === 0) return []
+          if (seeds.length === 0 || n === 0) return []
           const filter = yield* filterOf("getMostRelevant", where)
-          const vectors = yield* embedder.embed(texts).pipe(Effect.mapError(queryError("getMostRelevant")))
-          const literal = JSON.stringify(vectors.map((v) => vectorLiteral(vectorMode, v)))
-          return yield* relevantSql(literal, filter, n).pipe(Effect.flatMap(toEntries), Effect.mapError(queryError("getMostRelevant")))
+          return toEntries(bestPerText((yield* nearestPerSeed(seeds, filter, n)).flat(), n))
         }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length } }))
 
       const insert = (entries: ReadonlyArray<NewEntry>) =>
@@ -264,7 +312,11 @@ export const make = (options: SqlStoreOptions = {}) =>
               Effect.mapError(queryError("insert"))
             )
           }
-        }).pipe(Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length } }))
+        }).pipe(
+          // Cached results of this source are retired whether or not the write completed.
+          Effect.ensuring(Effect.sync(() => results.bump(id))),
+          Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length } })
+        )
 
       return { name: id, getMostRecent, getMostRelevant, insert }
     }
@@ -275,7 +327,9 @@ export const make = (options: SqlStoreOptions = {}) =>
       registerSource,
       removeSource,
       open,
-      changes: Stream.fromPubSub(pubsub)
+      changes: Stream.fromPubSub(pubsub),
+      dataChanged: (id: string | null) => Effect.sync(() => (id === null ? results.bumpAll() : results.bump(id))),
+      resultStats: Effect.sync(() => ({ hits: results.hits, misses: results.misses, size: results.size }))
     } satisfies SqlStoreShape
   })
 
