@@ -2,9 +2,9 @@
  * The command line: `npm start` runs the main job on the embedded store (or on PostgreSQL when
  * PANTHEON_DATABASE_URL is set); subcommands list, ingest, compile and report.
  */
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { Console, Data, Effect, Layer, Logger, LogLevel, Option } from "effect"
 import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
 import { readdirSync } from "node:fs"
@@ -16,7 +16,11 @@ import { Embedder } from "../services/Embedder.js"
 import { ManagerCache } from "../services/ManagerCache.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
+import { validateSourceId } from "../stores/sql/identifiers.js"
 import { ingest, readEntries } from "./ingest.js"
+
+/** A usage error found after parsing (an unknown source, a bad limit). */
+class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
 
 const SAMPLE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "data", "sample")
 const SAMPLE_QUESTION = "Why is checkout slow after the deploy, and who has to approve the database fix?"
@@ -98,12 +102,11 @@ const mainJob = Command.make("pantheon", { dataDir }, ({ dataDir }) =>
 const sourcesCommand = Command.make("sources", { dataDir }, ({ dataDir }) =>
   Effect.gen(function* () {
     const store = yield* SqlStore
-    const sql = (yield* Effect.serviceOption(SqlStore)).pipe(Option.isSome)
     const catalog = yield* store.catalog
     if (catalog.length === 0) return yield* Console.log("No sources yet: run `npm start` or `npm start -- ingest <file.jsonl> --source <id>`.")
     for (const d of catalog) {
-      const count = (yield* (yield* store.open(d.id)).getMostRecent(1_000_000)).length
-      yield* Console.log(`${d.id.padEnd(20)} ${String(count).padStart(6)} entries${d.label ? `  (${d.label})` : ""}${sql ? "" : ""}`)
+      const count = yield* store.countEntries(d.id)
+      yield* Console.log(`${d.id.padEnd(20)} ${String(count).padStart(6)} entries${d.label ? `  (${d.label})` : ""}`)
     }
   }).pipe(Effect.provide(app(dataDir)))
 ).pipe(Command.withDescription("List the sources in the store"))
@@ -117,6 +120,7 @@ const ingestCommand = Command.make(
   },
   ({ dataDir, file, source }) =>
     Effect.gen(function* () {
+      yield* validateSourceId(source)
       const entries = yield* readEntries(file)
       const result = yield* ingest(source, entries, progress(source))
       yield* Console.log(`Ingested ${result.entries} entries into ${source}${result.registered ? " (new source)" : ""}.`)
@@ -138,9 +142,9 @@ const compileCommand = Command.make(
       const known = (yield* registry.catalog).map((d) => d.id)
       const unknown = sources.filter((s) => !known.includes(s))
       if (unknown.length > 0) {
-        return yield* Effect.fail(new Error(`unknown source ${JSON.stringify(unknown[0])} (known: ${known.join(", ") || "none"})`))
+        return yield* new CliError({ message: `unknown source ${JSON.stringify(unknown[0])} (known: ${known.join(", ") || "none"})` })
       }
-      if (Option.isSome(limit) && limit.value < 1) return yield* Effect.fail(new Error(`--limit must be at least 1 (got ${limit.value})`))
+      if (Option.isSome(limit) && limit.value < 1) return yield* new CliError({ message: `--limit must be at least 1 (got ${limit.value})` })
       const messages = yield* (yield* ContextCompiler).compile({
         sources: sources.map((id) => ({ id })),
         texts,
@@ -157,7 +161,7 @@ const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
     const embedder = yield* Embedder
     const catalog = yield* store.catalog
     let total = 0
-    for (const d of catalog) total += (yield* (yield* store.open(d.id)).getMostRecent(1_000_000)).length
+    for (const d of catalog) total += yield* store.countEntries(d.id)
     const cache = yield* (yield* ManagerCache).stats
     yield* Console.log(
       [
@@ -181,10 +185,8 @@ const cli = Command.run(command, { name: "pantheon", version: "0.1.0" })
 const program = cli(process.argv).pipe(
   Effect.catchAll((error) =>
     Effect.zipRight(
-      // @effect/cli has already printed its own help for argument errors.
-      typeof error === "object" && error !== null && "_tag" in error && String(error._tag).startsWith("ValidationError") === false && !("error" in error && "_tag" in (error as any).error)
-        ? Console.error(`error: ${(error as Error).message ?? String(error)}`)
-        : Console.error(`error: invalid arguments (see --help)`),
+      // @effect/cli has already printed what is wrong with the arguments.
+      ValidationError.isValidationError(error) ? Effect.void : Console.error(`error: ${error.message}`),
       Effect.sync(() => {
         process.exitCode = 1
       })

@@ -44,6 +44,8 @@ export interface SqlStoreShape {
   readonly open: (id: string) => Effect.Effect<StoreManager, InvalidSourceId | StoreUnavailable>
   /** Catalog changes made through this instance (and, on a server, through every instance). */
   readonly changes: Stream.Stream<CatalogChange>
+  /** How many entries a source holds. */
+  readonly countEntries: (id: string) => Effect.Effect<number, InvalidSourceId | StoreUnavailable>
   /** Retires the cached query results of a source (all sources when `null`): its data changed elsewhere. */
   readonly dataChanged: (id: string | null) => Effect.Effect<void>
   readonly resultStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
@@ -328,6 +330,13 @@ export const make = (options: SqlStoreOptions = {}) =>
       removeSource,
       open,
       changes: Stream.fromPubSub(pubsub),
+      countEntries: (rawId: string) =>
+        Effect.flatMap(validateSourceId(rawId), (id) =>
+          sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(entriesTable(id))}`.pipe(
+            Effect.map((rows) => Number(rows[0]?.n ?? 0)),
+            Effect.mapError(unavailable(id, "counting its entries failed"))
+          )
+        ),
       dataChanged: (id: string | null) => Effect.sync(() => (id === null ? results.bumpAll() : results.bump(id))),
       resultStats: Effect.sync(() => ({ hits: results.hits, misses: results.misses, size: results.size }))
     } satisfies SqlStoreShape

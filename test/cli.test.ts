@@ -1,0 +1,123 @@
+/**
+ * The command line, run as a child process exactly as a user runs it.
+ */
+import { execFile } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+
+const root = join(import.meta.dirname, "..")
+const dir = mkdtempSync(join(tmpdir(), "pantheon-cli-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+interface Run {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const run = (command: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  new Promise<Run>((resolve) => {
+    execFile(command, args, { cwd: root, env: { ...process.env, ...env, NO_COLOR: "1" }, timeout: 90_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr })
+    )
+  })
+
+const pantheon = (...args: Array<string>) => run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])
+
+const data = join(dir, "data")
+
+describe("npm start (the main job)", () => {
+  it("ingests the sample on first run, compiles twice, and shows the second compile served from cache", async () => {
+    const first = await run("npm", ["start", "--silent"], { PANTHEON_DATA_DIR: data })
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain("First run: ingesting the sample corpus")
+    expect(first.stdout).toMatch(/chat-sessions\s+140 entries/)
+    expect(first.stdout).toMatch(/── compiled context: \d+ messages/)
+    expect(first.stdout).toMatch(/\[(user|system|assistant)\] /)
+    expect(first.stdout).toContain("4 of 4 managers served from cache, 0 loads")
+    expect(first.stdout).toContain("0 texts embedded on the second compile")
+    expect(first.stdout).toContain("Same context both times: yes")
+  }, 120_000)
+
+  it("reuses the stored data on the next run", async () => {
+    const second = await run("npm", ["start", "--silent"], { PANTHEON_DATA_DIR: data })
+    expect(second.code).toBe(0)
+    expect(second.stdout).toContain("Using the stored data")
+    expect(second.stdout).not.toContain("First run")
+  }, 120_000)
+})
+
+describe("subcommands", () => {
+  it("sources lists each source with its entry count", async () => {
+    const r = await pantheon("sources", "--data-dir", data)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/agent-tasks\s+80 entries/)
+    expect(r.stdout).toMatch(/user-preferences\s+30 entries/)
+  }, 60_000)
+
+  it("ingest adds a file to a new source, and compile reads it back as JSON", async () => {
+    const file = join(dir, "notes.jsonl")
+    writeFileSync(file, ['{"id":"n1","text":"the release train leaves on thursday","timestamp":"2025-06-05T10:00:00Z","metadata":{"displayName":"Ana"}}', "", '{"id":"n2","text":"freeze starts wednesday night","timestamp":1749117600000,"metadata":{"displayName":"Ben"}}'].join("\n"))
+    const ingested = await pantheon("ingest", file, "--source", "notes", "--data-dir", data)
+    expect(ingested.code).toBe(0)
+    expect(ingested.stdout).toContain("Ingested 2 entries into notes (new source)")
+    const compiled = await pantheon("compile", "--source", "notes", "--text", "when does the release leave?", "--limit", "5", "--json", "--data-dir", data)
+    expect(compiled.code).toBe(0)
+    const messages = JSON.parse(compiled.stdout) as Array<{ role: string; content: string }>
+    expect(messages.map((m) => m.content)).toEqual([
+      "Ana said (2025-06-05T10:00:00.000Z): the release train leaves on thursday",
+      "Ben said (2025-06-05T10:00:00.000Z): freeze starts wednesday night"
+    ])
+  }, 60_000)
+
+  it("stats reports the store", async () => {
+    const r = await pantheon("stats", "--data-dir", data)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/sources:\s+5/)
+    expect(r.stdout).toMatch(/entries:\s+342/)
+  }, 60_000)
+})
+
+describe("errors: one line, non-zero exit, nothing half-written", () => {
+  it("a malformed file names the line and writes nothing", async () => {
+    const file = join(dir, "bad.jsonl")
+    writeFileSync(file, '{"id":"b1","text":"fine","timestamp":1}\n{"id":"b2","text":"no time"}\n')
+    const r = await pantheon("ingest", file, "--source", "broken", "--data-dir", data)
+    expect(r.code).not.toBe(0)
+    expect(r.stderr.trim()).toMatch(/^error: .*bad\.jsonl:2: timestamp/)
+    expect(r.stderr.trim().split("\n")).toHaveLength(1)
+    const sources = await pantheon("sources", "--data-dir", data)
+    expect(sources.stdout).not.toContain("broken")
+  }, 60_000)
+
+  it("a write that fails half-way through a file rolls the whole file back", async () => {
+    const file = join(dir, "half.jsonl")
+    const good = Array.from({ length: 60 }, (_, i) => JSON.stringify({ id: `h${i}`, text: `line ${i}`, timestamp: 1_700_000_000_000 + i }))
+    // Postgres refuses NUL in text: the second batch fails after the first was written.
+    writeFileSync(file, [...good, JSON.stringify({ id: "h60", text: "nul \u0000 here", timestamp: 1 })].join("\n"))
+    const r = await pantheon("ingest", file, "--source", "halfway", "--data-dir", data)
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/^error: /)
+    const sources = await pantheon("sources", "--data-dir", data)
+    expect(sources.stdout).not.toContain("halfway")
+  }, 60_000)
+
+  it("a missing file, an unknown source, a bad source id and bad arguments", async () => {
+    const cases: Array<[Array<string>, RegExp]> = [
+      [["ingest", join(dir, "nope.jsonl"), "--source", "x"], /cannot be read \(ENOENT\)/],
+      [["compile", "--source", "ghost"], /unknown source "ghost" \(known: .*chat-sessions/],
+      [["ingest", join(dir, "notes.jsonl"), "--source", "x'; drop table pantheon_sources; --"], /Invalid source id/],
+      [["compile"], /--source/],
+      [["compile", "--source", "notes", "--limit", "many"], /integer/],
+      [["frobnicate"], /Invalid subcommand/]
+    ]
+    for (const [args, message] of cases) {
+      const r = await pantheon(...args, "--data-dir", data)
+      expect(r.code, args.join(" ")).not.toBe(0)
+      expect(r.stdout + r.stderr).toMatch(message)
+      expect((r.stdout + r.stderr).trim().split("\n").filter((l) => l.trim()).length, args.join(" ")).toBe(1)
+    }
+  }, 120_000)
+})
