@@ -2,7 +2,7 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Config, type ConfigError, Effect, Layer } from "effect"
 import type { EmbedError } from "../domain/errors.js"
-import { type Embedder, layerFeatureHashing } from "../services/Embedder.js"
+import { type Embedder, layerFeatureHashing, layerFromEnv } from "../services/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
 import * as Pglite from "../stores/sql/PgliteClient.js"
 import * as Sql from "../stores/sql/SqlStore.js"
@@ -15,7 +15,7 @@ export interface EmbeddedStoreOptions {
   /** Bytes the embedding cache may hold (default 32 MiB). */
   readonly embedCacheBytes?: number
   readonly vectorMode?: Sql.SqlStoreOptions["vectorMode"]
-  /** Another embedder (e.g. `layerOllama`); default: feature hashing behind the cache. */
+  /** Another embedder (e.g. `layerOllama`); default: from the environment (`layerFromEnv`), or feature hashing with `dimensions`. */
   readonly embedder?: Layer.Layer<Embedder, EmbedError>
 }
 
@@ -32,7 +32,11 @@ export const EmbeddedStoreLive = (
   const client = Layer.unwrapEffect(
     Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => Pglite.layer({ dataDir }))
   )
-  const embedder = options.embedder ?? layerFeatureHashing({ dimensions: options.dimensions ?? 256, cacheBytes: options.embedCacheBytes })
+  const embedder =
+    options.embedder ??
+    (options.dimensions !== undefined || options.embedCacheBytes !== undefined
+      ? layerFeatureHashing({ dimensions: options.dimensions ?? 256, cacheBytes: options.embedCacheBytes })
+      : layerFromEnv)
   return Sql.backendLayer.pipe(
     Layer.provideMerge(Sql.layer({ vectorMode: options.vectorMode ?? "auto" })),
     Layer.provideMerge(Layer.merge(client, embedder))

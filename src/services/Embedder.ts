@@ -7,8 +7,8 @@
  * - the cache (`cached`), bounded in bytes, keeps each text's vector once and runs one embedding
  *   call per text however many callers ask at once; hits and misses are metrics.
  */
-import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import { Config, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Schema } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import { Config, type ConfigError, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Schema } from "effect"
 import { EmbedError } from "../domain/errors.js"
 import * as M from "../metrics.js"
 
@@ -267,3 +267,12 @@ export const layerFeatureHashing = (options: { dimensions?: number; cacheBytes?:
 /** Ollama behind the cache. Fails to build if the server cannot embed a probe text. */
 export const layerOllama = (options: OllamaConfig & { cacheBytes?: number } = {}): Layer.Layer<Embedder, EmbedError, HttpClient.HttpClient> =>
   Layer.scoped(Embedder, Effect.flatMap(ollama(options), (e) => cached(e, options.cacheBytes)))
+
+/** From the environment: Ollama when `PANTHEON_OLLAMA_URL` is set, else feature hashing; both cached. */
+export const layerFromEnv: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(EmbedderConfig, (c) =>
+    c.ollamaUrl._tag === "Some"
+      ? layerOllama({ url: c.ollamaUrl.value, model: c.ollamaModel, cacheBytes: c.cacheBytes }).pipe(Layer.provide(FetchHttpClient.layer))
+      : layerFeatureHashing({ dimensions: c.dimensions, cacheBytes: c.cacheBytes })
+  )
+)
