@@ -196,7 +196,8 @@ const mutableBackend = (initial: Array<StoreDescriptor>) => {
         if (state.fail.has(d.id)) return yield* new StoreUnavailable({ id: d.id, reason: "down" })
         return cannedManager(d.id, { version: state.opens })
       }),
-    changes: Stream.empty
+    changes: Stream.empty,
+    broadcastInvalidation: () => Effect.void
   })
   return { state, provide: (config: CacheConfigInput = cache) => Effect.provide(PersistenceAdapterLive({ cache: config }).pipe(Layer.provide(layer))) }
 }
@@ -268,7 +269,7 @@ describe("StoreManagerRegistry", () => {
       yield* registry.invalidateCatalog
       yield* registry.catalog
       const changes = [...(yield* Fiber.join(collected))]
-      expect(changes.map((c) => [c._tag, c.id])).toEqual([["Changed", "a"], ["Added", "c"], ["Removed", "b"]])
+      expect(changes.map((c) => [c._tag, "id" in c ? c.id : null])).toEqual([["Changed", "a"], ["Added", "c"], ["Removed", "b"]])
     }).pipe(b.provide())
   })
 

@@ -40,6 +40,16 @@ describe("ManagerCache", () => {
       expect(lookup.loads.get("a")).toBe(1)
     }))
 
+  it.scoped("concurrent getMany calls over overlapping ids load each id once", () =>
+    Effect.gen(function* () {
+      const lookup = yield* makeLookup
+      const slow = (id: string) => Effect.zipRight(Effect.yieldNow(), lookup.lookup(id))
+      const cache = yield* make(config({ capacity: 256 }), slow)
+      const ids = Array.from({ length: 200 }, (_, i) => `s${i}`)
+      yield* Effect.all(Array.from({ length: 8 }, (_, k) => cache.getMany(ids.filter((_, i) => k === 0 || i % 8 === k))), { concurrency: "unbounded" })
+      expect(lookup.total()).toBe(200)
+    }))
+
   it.scoped("reloads after ttl", () =>
     Effect.gen(function* () {
       const { cache, lookup } = yield* setup({ ttl: "60 seconds", refreshAhead: 1 })

@@ -79,3 +79,5 @@ export type CatalogChange =
   | { readonly _tag: "Removed"; readonly id: string }
   | { readonly _tag: "Changed"; readonly id: string; readonly descriptor: StoreDescriptor }
   | { readonly _tag: "Invalidated"; readonly id: string | null }
+  /** The backend may have missed changes (a lost notification channel): re-read everything. */
+  | { readonly _tag: "Resync" }

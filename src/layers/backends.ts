@@ -26,7 +26,8 @@ export const managersBackend = (managers: ReadonlyArray<StoreManager>): Layer.La
         const manager = byId.get(descriptor.id)
         return manager ? Effect.succeed(manager) : Effect.fail(new StoreUnavailable({ id: descriptor.id, reason: "not in the list of managers" }))
       }),
-    changes: Stream.empty
+    changes: Stream.empty,
+    broadcastInvalidation: () => Effect.void
   })
 }
 
@@ -60,6 +61,7 @@ export const legacyBackend = (getStoreManagers: () => Promise<ReadonlyArray<unkn
             ? Effect.succeed(fromLegacyManager(manager))
             : Effect.fail(new StoreUnavailable({ id: descriptor.id, reason: "getStoreManagers() no longer returns it" }))
         }),
-      changes: Stream.empty
+      changes: Stream.empty,
+      broadcastInvalidation: () => Effect.void
     }
   })

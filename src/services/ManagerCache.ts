@@ -198,21 +198,31 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
         })
       )
 
-    /** Waits for a load; after a failure, an entry still in its stale-if-error window is served. */
+    /**
+     * Waits for a load; after a failure, an entry still in its stale-if-error window is served.
+     * A caller that decided to wait may run after another caller's load finished: it then takes
+     * the fresh entry instead of starting a second load.
+     */
     const awaitLoad = (id: string, stale: Entry | undefined): Effect.Effect<StoreManager, LoadError> =>
-      Effect.flatMap(ensureFlight(id, stale !== undefined), (flight) =>
-        stale === undefined
-          ? Deferred.await(flight.deferred)
-          : Effect.catchAll(Deferred.await(flight.deferred), (error) =>
-              Effect.flatMap(Clock.currentTimeMillis, (now) => {
-                if (now < stale.loadedAt + ttl + staleFor && find(id) === stale) {
-                  bump("staleServed", metrics.staleServed)
-                  return Effect.as(Effect.logWarning(`serving a stale manager for ${id}: ${error.message}`), stale.value)
-                }
-                return Effect.fail(error)
-              })
-            )
-      )
+      Effect.clockWith((clock) => {
+        const current = find(id)
+        if (current !== undefined && current !== stale && clock.unsafeCurrentTimeMillis() - current.loadedAt < ttl) {
+          return Effect.succeed(current.value)
+        }
+        return Effect.flatMap(ensureFlight(id, stale !== undefined), (flight) =>
+          stale === undefined
+            ? Deferred.await(flight.deferred)
+            : Effect.catchAll(Deferred.await(flight.deferred), (error) =>
+                Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                  if (now < stale.loadedAt + ttl + staleFor && find(id) === stale) {
+                    bump("staleServed", metrics.staleServed)
+                    return Effect.as(Effect.logWarning(`serving a stale manager for ${id}: ${error.message}`), stale.value)
+                  }
+                  return Effect.fail(error)
+                })
+              )
+        )
+      })
 
     /**
      * The request path, synchronous: a manager (a hit), an effect to wait on (a miss, a cached
@@ -356,7 +366,10 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
   })
 
 export class ManagerCache extends Context.Tag("pantheon-persistence/ManagerCache")<ManagerCache, ManagerCacheShape>() {
-  /** Over `StoreManagerRegistry.load`, invalidated by the registry's catalog changes. */
+  /**
+   * Over `StoreManagerRegistry.load`, invalidated by the registry's catalog changes; `invalidate`
+   * and `invalidateAll` are broadcast to the other instances of the backend.
+   */
   static readonly layer: Layer.Layer<ManagerCache, never, StoreManagerRegistry | CacheSettings> = Layer.scoped(
     ManagerCache,
     Effect.gen(function* () {
@@ -369,11 +382,18 @@ export class ManagerCache extends Context.Tag("pantheon-persistence/ManagerCache
             return Effect.void
           case "Invalidated":
             return change.id === null ? cache.invalidateAll : cache.invalidate(change.id)
+          case "Resync":
+            return cache.invalidateAll
           default:
             return cache.invalidate(change.id)
         }
       })
-      return cache
+      // An explicit invalidation reaches the other instances that share the backend too.
+      return {
+        ...cache,
+        invalidate: (id: string) => Effect.zipRight(cache.invalidate(id), registry.broadcastInvalidation(id)),
+        invalidateAll: Effect.zipRight(cache.invalidateAll, registry.broadcastInvalidation(null))
+      }
     })
   )
 }

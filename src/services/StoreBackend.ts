@@ -15,6 +15,8 @@ export interface StoreBackendShape {
   readonly open: (descriptor: StoreDescriptor) => Effect.Effect<StoreManager, StoreUnavailable | InvalidSourceId>
   /** Changes the backend learns of by itself (a registration, a NOTIFY from another instance). */
   readonly changes: Stream.Stream<CatalogChange>
+  /** Tells the other instances that share this backend to drop a manager (`null`: all of them). */
+  readonly broadcastInvalidation: (id: string | null) => Effect.Effect<void>
 }
 
 export class StoreBackend extends Context.Tag("pantheon-persistence/StoreBackend")<StoreBackend, StoreBackendShape>() {}

@@ -32,6 +32,8 @@ export interface StoreManagerRegistryShape {
   readonly invalidateCatalog: Effect.Effect<void>
   /** How many times the catalog was fetched from the backend. */
   readonly catalogFetches: Effect.Effect<number>
+  /** Tells the other instances sharing the backend to drop a manager (`null`: all). */
+  readonly broadcastInvalidation: (id: string | null) => Effect.Effect<void>
 }
 
 const CATALOG = "catalog"
@@ -124,10 +126,21 @@ export const make = Effect.gen(function* () {
   const loadMany = (ids: ReadonlyArray<string>) => Effect.forEach(ids, load, { concurrency: config.loadConcurrency })
 
   // Changes the backend broadcasts (a registration, another instance's NOTIFY): the catalog is stale.
+  // After a resync the catalog is re-read at once, so the differences are announced.
   yield* backend.changes.pipe(
-    Stream.runForEach((change) =>
-      Effect.zipRight(change._tag === "Invalidated" ? Effect.void : cache.invalidate(CATALOG), announce([change]))
-    ),
+    Stream.runForEach((change) => {
+      switch (change._tag) {
+        case "Invalidated":
+          return announce([change])
+        case "Resync":
+          return cache.invalidate(CATALOG).pipe(
+            Effect.zipRight(Effect.ignoreLogged(catalog)),
+            Effect.zipRight(announce([change]))
+          )
+        default:
+          return Effect.zipRight(cache.invalidate(CATALOG), announce([change]))
+      }
+    }),
     Effect.forkIn(scope)
   )
 
@@ -142,7 +155,8 @@ export const make = Effect.gen(function* () {
         () => Effect.sync(() => void handlers.delete(handler))
       ),
     invalidateCatalog: cache.invalidate(CATALOG),
-    catalogFetches: Effect.sync(() => fetches)
+    catalogFetches: Effect.sync(() => fetches),
+    broadcastInvalidation: backend.broadcastInvalidation
   } satisfies StoreManagerRegistryShape
 })
 

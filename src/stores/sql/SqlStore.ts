@@ -8,7 +8,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Context, Duration, Effect, Either, Layer, PubSub, Schema, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Option, PubSub, Schema, Stream } from "effect"
 import { timestampMs } from "../../domain/compile.js"
 import { CatalogUnavailable, errorReason, InvalidSourceId, StoreQueryError, StoreUnavailable } from "../../domain/errors.js"
 import { type CatalogChange, NewEntry, type StoreDescriptor, type StoreEntry, type Where } from "../../domain/schemas.js"
@@ -16,6 +16,7 @@ import { Embedder } from "../../services/Embedder.js"
 import { StoreBackend } from "../../services/StoreBackend.js"
 import type { StoreManager } from "../../services/StoreManager.js"
 import { entriesTable, validateSourceId, validateWhere } from "./identifiers.js"
+import { ChangeBus } from "./ChangeBus.js"
 import { ResultCache } from "./ResultCache.js"
 
 export type VectorMode = "pgvector" | "array"
@@ -48,6 +49,8 @@ export interface SqlStoreShape {
   readonly countEntries: (id: string) => Effect.Effect<number, InvalidSourceId | StoreUnavailable>
   /** Retires the cached query results of a source (all sources when `null`): its data changed elsewhere. */
   readonly dataChanged: (id: string | null) => Effect.Effect<void>
+  /** Tells the other instances on this database to drop a manager (`null`: all). */
+  readonly broadcastInvalidation: (id: string | null) => Effect.Effect<void>
   readonly resultStats: Effect.Effect<{ readonly hits: number; readonly misses: number; readonly size: number }>
 }
 
@@ -132,6 +135,11 @@ export const make = (options: SqlStoreOptions = {}) =>
         return Effect.tap(query, (rows) => Effect.sync(() => results.set(id, key, rows, now, version)))
       })
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CatalogChange>(), PubSub.shutdown)
+    // Other instances on the same database (PostgreSQL); none for PGlite.
+    const bus = Option.getOrUndefined(yield* Effect.serviceOption(ChangeBus))
+    const tell = (message: Parameters<NonNullable<typeof bus>["publish"]>[0]) => (bus ? bus.publish(message) : Effect.void)
+    /** A catalog change made here: to this instance's registry and to the others. */
+    const announce = (change: CatalogChange) => Effect.zipRight(PubSub.publish(pubsub, change), tell({ kind: "catalog", change }))
 
     yield* sql`CREATE TABLE IF NOT EXISTS pantheon_sources (
       id text PRIMARY KEY,
@@ -187,9 +195,7 @@ export const make = (options: SqlStoreOptions = {}) =>
           WHERE pantheon_sources.label IS DISTINCT FROM excluded.label
         RETURNING version, (xmax = 0) AS inserted`.pipe(Effect.mapError(unavailable(id, "registering it failed")))
       const descriptor: StoreDescriptor = { id, ...(label === null ? {} : { label }), fingerprint: String(rows[0]?.version ?? 1) }
-      if (rows.length > 0) {
-        yield* PubSub.publish(pubsub, rows[0]!.inserted ? { _tag: "Added", id, descriptor } : { _tag: "Changed", id, descriptor })
-      }
+      if (rows.length > 0) yield* announce(rows[0]!.inserted ? { _tag: "Added", id, descriptor } : { _tag: "Changed", id, descriptor })
       return descriptor
     })
 
@@ -197,7 +203,7 @@ export const make = (options: SqlStoreOptions = {}) =>
       const id = yield* validateSourceId(rawId)
       const rows = yield* sql`DELETE FROM pantheon_sources WHERE id = ${id} RETURNING id`.pipe(Effect.mapError(unavailable(id, "removing it failed")))
       results.bump(id)
-      if (rows.length > 0) yield* PubSub.publish(pubsub, { _tag: "Removed", id })
+      if (rows.length > 0) yield* announce({ _tag: "Removed", id })
       return rows.length > 0
     })
 
@@ -315,12 +321,34 @@ export const make = (options: SqlStoreOptions = {}) =>
             )
           }
         }).pipe(
-          // Cached results of this source are retired whether or not the write completed.
-          Effect.ensuring(Effect.sync(() => results.bump(id))),
+          // Cached results of this source are retired, here and on the other instances, whether or not the write completed.
+          Effect.ensuring(Effect.zipRight(Effect.sync(() => results.bump(id)), tell({ kind: "data", id }))),
           Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length } })
         )
 
       return { name: id, getMostRecent, getMostRelevant, insert }
+    }
+
+    // What the other instances say.
+    if (bus) {
+      yield* bus.messages.pipe(
+        Stream.runForEach((message) => {
+          switch (message.kind) {
+            case "data":
+              return Effect.sync(() => results.bump(message.id))
+            case "catalog":
+              return Effect.zipRight(
+                Effect.sync(() => "id" in message.change && message.change.id !== null && results.bump(message.change.id)),
+                PubSub.publish(pubsub, message.change)
+              )
+            case "invalidate":
+              return PubSub.publish(pubsub, { _tag: "Invalidated", id: message.id })
+            case "resync":
+              return Effect.zipRight(Effect.sync(() => results.bumpAll()), PubSub.publish(pubsub, { _tag: "Resync" }))
+          }
+        }),
+        Effect.forkScoped
+      )
     }
 
     return {
@@ -338,6 +366,7 @@ export const make = (options: SqlStoreOptions = {}) =>
           )
         ),
       dataChanged: (id: string | null) => Effect.sync(() => (id === null ? results.bumpAll() : results.bump(id))),
+      broadcastInvalidation: (id: string | null) => tell({ kind: "invalidate", id }),
       resultStats: Effect.sync(() => ({ hits: results.hits, misses: results.misses, size: results.size }))
     } satisfies SqlStoreShape
   })
@@ -351,6 +380,7 @@ export const backendLayer: Layer.Layer<StoreBackend, never, SqlStore> = Layer.ef
   Effect.map(SqlStore, (store) => ({
     catalog: store.catalog,
     open: (descriptor: StoreDescriptor) => store.open(descriptor.id),
-    changes: store.changes
+    changes: store.changes,
+    broadcastInvalidation: store.broadcastInvalidation
   }))
 )
