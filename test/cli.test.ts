@@ -1,11 +1,12 @@
 /**
  * The command line, run as a child process exactly as a user runs it.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { freshSchema, query, reachable } from "./support/postgres.js"
 
 const root = join(import.meta.dirname, "..")
 const dir = mkdtempSync(join(tmpdir(), "pantheon-cli-"))
@@ -77,6 +78,49 @@ describe("subcommands", () => {
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/sources:\s+5/)
     expect(r.stdout).toMatch(/entries:\s+342/)
+  }, 60_000)
+})
+
+const pgUp = await reachable()
+
+describe.skipIf(!pgUp)("npm start against PostgreSQL", () => {
+  it("picks the server when PANTHEON_DATABASE_URL is set", async () => {
+    const db = await freshSchema("cli")
+    try {
+      const r = await run("npm", ["start", "--silent"], { PANTHEON_DATABASE_URL: db.url, PANTHEON_DB_CHANNEL: `cli_${db.schema}` })
+      expect(r.code).toBe(0)
+      expect(r.stdout).toContain("pantheon-persistence: PostgreSQL store, array vectors")
+      expect(r.stdout).toContain("4 of 4 managers served from cache, 0 loads")
+      expect((await query(`SELECT count(*)::int AS n FROM ${db.schema}.pantheon_sources`))[0].n).toBe(4)
+    } finally {
+      await db.drop()
+    }
+  }, 120_000)
+})
+
+describe("serve", () => {
+  it("serves /metrics and /healthz until interrupted", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--metrics-port", "0", "--data-dir", data], { cwd: root })
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ""
+        child.stdout.on("data", (chunk) => {
+          out += chunk
+          const found = out.match(/serving (http:\/\/[\d.:]+)\/metrics/)
+          if (found) resolve(found[1]!)
+        })
+        child.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${out}`)))
+      })
+      const metrics = await (await fetch(`${url}/metrics`)).text()
+      expect(metrics).toMatch(/^pantheon_compile_total\{/m)
+      expect(metrics).toMatch(/^pantheon_cache_loads_total\{[^}]*cache="managers"/m)
+      const health = await fetch(`${url}/healthz`)
+      expect(health.status).toBe(200)
+      expect(await health.json()).toMatchObject({ status: "ok", store: { reachable: true, sources: 5 } })
+    } finally {
+      child.kill("SIGINT")
+    }
+    expect(await new Promise((resolve) => child.once("exit", resolve))).not.toBeUndefined()
   }, 60_000)
 })
 

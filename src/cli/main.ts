@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
 import { readdirSync } from "node:fs"
 import type { Message } from "../domain/schemas.js"
-import { EmbeddedStoreLive } from "../layers/EmbeddedStoreLive.js"
+import { MetricsServer, MetricsServerLive } from "../layers/MetricsServerLive.js"
+import { StoreLive } from "../layers/PostgresStoreLive.js"
+import { PgliteClient } from "../stores/sql/PgliteClient.js"
 import { PersistenceAdapterLive } from "../layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../services/ContextCompiler.js"
 import { Embedder } from "../services/Embedder.js"
@@ -30,9 +32,16 @@ const dataDir = Options.text("data-dir").pipe(
   Options.optional
 )
 
-/** The services of the project over the embedded store. */
+/** The services of the project over the store the environment names (PostgreSQL, else embedded). */
 const app = (dir: Option.Option<string>) =>
-  PersistenceAdapterLive().pipe(Layer.provideMerge(EmbeddedStoreLive(Option.isSome(dir) ? { dataDir: dir.value } : {})))
+  PersistenceAdapterLive().pipe(Layer.provideMerge(StoreLive(Option.isSome(dir) ? { dataDir: dir.value } : {})))
+
+const describeStore = Effect.gen(function* () {
+  const store = yield* SqlStore
+  const embedder = yield* Embedder
+  const embedded = Option.isSome(yield* Effect.serviceOption(PgliteClient))
+  return `${embedded ? "embedded store (PGlite)" : "PostgreSQL store"}, ${store.vectorMode} vectors, ${embedder.model} embeddings`
+})
 
 const formatMessage = (m: Message) => {
   const images = m.images?.length ? `  [image: ${m.images.join(", ")}]` : ""
@@ -67,7 +76,7 @@ const mainJob = Command.make("pantheon", { dataDir }, ({ dataDir }) =>
   Effect.gen(function* () {
     const store = yield* SqlStore
     const embedder = yield* Embedder
-    yield* Console.log(`pantheon-persistence: embedded store (${store.vectorMode} vectors, ${embedder.model} embeddings)`)
+    yield* Console.log(`pantheon-persistence: ${yield* describeStore}`)
     if ((yield* store.catalog).length === 0) yield* ingestSample
     else yield* Console.log("Using the stored data (run with --data-dir memory:// for a fresh store).")
 
@@ -165,7 +174,7 @@ const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
     const cache = yield* (yield* ManagerCache).stats
     yield* Console.log(
       [
-        `store:       embedded PGlite, ${store.vectorMode} vectors`,
+        `store:       ${yield* describeStore}`,
         `embedder:    ${embedder.model} (${embedder.dimensions} dimensions)`,
         `sources:     ${catalog.length}`,
         `entries:     ${total}`,
@@ -175,9 +184,27 @@ const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
   }).pipe(Effect.provide(app(dataDir)))
 ).pipe(Command.withDescription("Show what the store holds"))
 
+const serveCommand = Command.make(
+  "serve",
+  { dataDir, port: Options.integer("metrics-port").pipe(Options.withDefault(9464), Options.withDescription("Port of /metrics and /healthz (0: any free port)")) },
+  ({ dataDir, port }) =>
+    Effect.gen(function* () {
+      if (port < 0 || port > 65535) return yield* new CliError({ message: `--metrics-port must be between 0 and 65535 (got ${port})` })
+      return yield* Effect.gen(function* () {
+        const server = yield* MetricsServer
+        const registry = yield* StoreManagerRegistry
+        const sources = (yield* registry.catalog).map((d) => ({ id: d.id }))
+        // One compile, so the cache and compile metrics have something to show.
+        if (sources.length > 0) yield* (yield* ContextCompiler).compile({ sources, texts: [SAMPLE_QUESTION] })
+        yield* Console.log(`serving ${server.url}/metrics and ${server.url}/healthz (${yield* describeStore}); Ctrl-C stops`)
+        return yield* Effect.never
+      }).pipe(Effect.provide(MetricsServerLive({ port }).pipe(Layer.provideMerge(app(dataDir)))))
+    })
+).pipe(Command.withDescription("Serve the metrics endpoint (Prometheus /metrics, /healthz)"))
+
 const command = mainJob.pipe(
   Command.withDescription("Compile LLM context from the sample sources, twice, and show the caches at work"),
-  Command.withSubcommands([sourcesCommand, ingestCommand, compileCommand, statsCommand])
+  Command.withSubcommands([sourcesCommand, ingestCommand, compileCommand, statsCommand, serveCommand])
 )
 
 const cli = Command.run(command, { name: "pantheon", version: "0.1.0" })
