@@ -3,7 +3,11 @@
  * bench/results/latest.json. Run with --expose-gc (the npm script does) for the memory rows.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Cache, Effect, Either, Layer, Runtime } from "effect"
+import { Cache, Effect, Either, Layer, ManagedRuntime, Runtime, Stream } from "effect"
+import pg from "pg"
+import { PostgresStoreLive } from "../src/layers/PostgresStoreLive.js"
+import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
+import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { readdirSync, readFileSync } from "node:fs"
 import type { NewEntry } from "../src/domain/schemas.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
@@ -13,7 +17,7 @@ import { ManagerCache } from "../src/services/ManagerCache.js"
 import * as Pglite from "../src/stores/sql/PgliteClient.js"
 import * as Sql from "../src/stores/sql/SqlStore.js"
 import { LRUCache } from "lru-cache"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { decodeCacheConfig } from "../src/domain/config.js"
@@ -343,11 +347,65 @@ const w5 = async () => {
   table("w5: heap held by the cache (bytes)", [row])
 }
 
+// ---------------------------------------------------------------------------------------------
+// w6: a change on one instance, seen by another (PostgreSQL LISTEN/NOTIFY)
+const w6 = async () => {
+  const base = process.env.PANTHEON_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+  const admin = new pg.Client({ connectionString: base })
+  try {
+    await admin.connect()
+  } catch (e) {
+    console.log(`### w6: skipped, PostgreSQL at ${base} is unreachable (${(e as Error).message})\n`)
+    results.w6 = { skipped: String(e) }
+    return
+  }
+  const schema = `bench_w6_${Math.random().toString(36).slice(2, 8)}`
+  await admin.query(`CREATE SCHEMA ${schema}`)
+  const url = new URL(base)
+  url.searchParams.set("options", `-c search_path=${schema}`)
+  const app = `pantheon-bench-${schema}`
+  const instance = () =>
+    ManagedRuntime.make(
+      PersistenceAdapterLive({ cache: { ttl: "10 minutes" } }).pipe(
+        Layer.provideMerge(PostgresStoreLive({ url: url.toString(), channel: schema, applicationName: app, maxConnections: 10, embedder: layerFeatureHashing() }))
+      )
+    )
+  const a = instance()
+  const b = instance()
+  try {
+    const seen = new Map<string, number>()
+    await b.runPromise(
+      Effect.flatMap(StoreManagerRegistry, (r) =>
+        Effect.forkDaemon(Stream.runForEach(r.changes, (c) => Effect.sync(() => "descriptor" in c && seen.set(`${c.id}:${c.descriptor.label}`, performance.now()))))
+      )
+    )
+    await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("w6", { label: "0" })))
+    const latencies: Array<number> = []
+    for (let i = 1; i <= 100; i++) {
+      const t0 = performance.now()
+      await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("w6", { label: String(i) })))
+      const key = `w6:${i}`
+      while (!seen.has(key) && performance.now() - t0 < 5000) await sleep(0.2)
+      latencies.push((seen.get(key) ?? Infinity) - t0)
+    }
+    const connections = Number((await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [app])).rows[0].n)
+    const row = { changes: latencies.length, p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), maxMs: round(Math.max(...latencies)), connectionsOfTwoInstances: connections }
+    results.w6 = row
+    table("w6: propagation of a catalog change from instance A to instance B (PostgreSQL LISTEN/NOTIFY)", [row])
+  } finally {
+    await Promise.all([a.dispose(), b.dispose()])
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`)
+    await admin.end()
+  }
+}
+
 const only = process.argv.slice(2)
-const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5 }
+const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6 }
 for (const [name, run] of Object.entries(all)) if (only.length === 0 || only.includes(name)) await run()
 
 const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json")
 mkdirSync(dirname(out), { recursive: true })
-writeFileSync(out, JSON.stringify(results, null, 2) + "\n")
+// A run of some workloads keeps the other workloads' last figures.
+const previous = only.length > 0 && existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as Record<string, unknown>) : {}
+writeFileSync(out, JSON.stringify({ ...previous, ...results }, null, 2) + "\n")
 console.log(`results written to ${out}`)
