@@ -53,22 +53,18 @@ const until = async (check: () => Promise<boolean>, ms = 5000) => {
 describe.skipIf(!up)("PostgresStoreLive", () => {
   it.live("uses real[] vectors without pgvector and ranks like PGlite's pgvector", () =>
     Effect.gen(function* () {
-      const onServer = yield* Effect.gen(function* () {
-        const store = yield* SqlStore
-        expect(store.vectorMode).toBe("array")
-        yield* store.registerSource("ranked")
-        const m = yield* store.open("ranked")
-        yield* m.insert(corpus)
-        return yield* Effect.all([m.getMostRecent(3, { user: "u1" }), m.getMostRelevant(["database migration"], 3), m.getMostRelevant(["database"], 3, { type: "image" })])
-      }).pipe(Effect.provide(instance()))
-      const embedded = yield* Effect.gen(function* () {
-        const store = yield* SqlStore
-        expect(store.vectorMode).toBe("pgvector")
-        yield* store.registerSource("ranked")
-        const m = yield* store.open("ranked")
-        yield* m.insert(corpus)
-        return yield* Effect.all([m.getMostRecent(3, { user: "u1" }), m.getMostRelevant(["database migration"], 3), m.getMostRelevant(["database"], 3, { type: "image" })])
-      }).pipe(Effect.provide(EmbeddedStoreLive({ dataDir: "memory://", dimensions: 256 })))
+      /** The same corpus and queries on a store of the given vector mode. */
+      const answers = (mode: string) =>
+        Effect.gen(function* () {
+          const store = yield* SqlStore
+          expect(store.vectorMode).toBe(mode)
+          yield* store.registerSource("ranked")
+          const m = yield* store.open("ranked")
+          yield* m.insert(corpus)
+          return yield* Effect.all([m.getMostRecent(3, { user: "u1" }), m.getMostRelevant(["database migration"], 3), m.getMostRelevant(["database"], 3, { type: "image" })])
+        })
+      const onServer = yield* answers("array").pipe(Effect.provide(instance()))
+      const embedded = yield* answers("pgvector").pipe(Effect.provide(EmbeddedStoreLive({ dataDir: "memory://", dimensions: 256 })))
       expect(onServer).toEqual(embedded)
     }), 60_000)
 
