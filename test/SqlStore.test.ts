@@ -165,6 +165,20 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
 })
 
 describe("data directory", () => {
+  it.live("two layers on one directory share one database, closed with its last user", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "pantheon-shared-"))
+      try {
+        const [first, second] = yield* Effect.all([Pglite.PgliteClient, Pglite.PgliteClient.pipe(Effect.provide(Pglite.layer({ dataDir: dir })))]).pipe(
+          Effect.provide(Pglite.layer({ dataDir: dir }))
+        )
+        expect(second.pglite).toBe(first.pglite)
+        expect(first.pglite.closed).toBe(true)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }), 60_000)
+
   it.live("keeps the data across a close and a re-open", () =>
     Effect.gen(function* () {
       const dir = mkdtempSync(join(tmpdir(), "pantheon-"))

@@ -351,12 +351,13 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
     return {
       get,
       getMany,
-      invalidate: (id: string) => Effect.sync(() => invalidateNow(id)),
-      invalidateAll,
+      invalidate: (id: string) => Effect.withSpan(Effect.sync(() => invalidateNow(id)), "ManagerCache.invalidate", { attributes: { source: id } }),
+      invalidateAll: Effect.withSpan(invalidateAll, "ManagerCache.invalidateAll"),
       refresh: (id: string) =>
         Effect.suspend(() => ensureFlight(id, find(id) !== undefined)).pipe(
           Effect.flatMap((flight) => Deferred.await(flight.deferred)),
-          Effect.asVoid
+          Effect.asVoid,
+          Effect.withSpan("ManagerCache.refresh", { attributes: { source: id } })
         ),
       stats,
       keys: Effect.sync(() => [...window.keys(), ...main.keys()]),

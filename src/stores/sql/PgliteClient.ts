@@ -34,8 +34,11 @@ export const PgliteClient = Context.GenericTag<PgliteClient>("pantheon-persisten
 
 const MEMORY = "memory://"
 
-/** Process-wide: one PGlite per data directory, shared and closed with its last user. */
-const open = new Map<string, { instance: Promise<PGlite>; users: number }>()
+/**
+ * Process-wide: one PGlite per data directory, shared (with the lock that serializes its one
+ * connection) and closed with its last user.
+ */
+const open = new Map<string, { instance: Promise<PGlite>; users: number; lock: Effect.Semaphore }>()
 
 const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
   Effect.acquireRelease(
@@ -44,19 +47,20 @@ const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
         const shared = dataDir === MEMORY ? undefined : open.get(dataDir)
         if (shared) {
           shared.users++
-          return shared.instance
+          return shared.instance.then((db) => ({ db, lock: shared.lock }))
         }
+        const lock = Effect.unsafeMakeSemaphore(1)
         if (dataDir !== MEMORY && !dataDir.includes("://")) mkdirSync(dataDir, { recursive: true })
         const instance = PGlite.create({ dataDir, extensions: { vector } }).then(async (db) => {
           await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
           return db
         })
         if (dataDir !== MEMORY) {
-          open.set(dataDir, { instance, users: 1 })
+          open.set(dataDir, { instance, users: 1, lock })
           // Never cache a failed start.
           instance.catch(() => open.delete(dataDir))
         }
-        return instance
+        return instance.then((db) => ({ db, lock }))
       },
       catch: (cause) => new SqlError({ cause, message: `PGlite: failed to open ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}` })
     }).pipe(
@@ -65,7 +69,7 @@ const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
         onTimeout: () => new SqlError({ cause: new Error("timeout"), message: `PGlite: ${dataDir} did not start within ${Duration.format(Duration.decode(startTimeout))}` })
       })
     ),
-    (db) =>
+    ({ db }) =>
       Effect.promise(async () => {
         const shared = open.get(dataDir)
         if (shared && --shared.users > 0) return
@@ -77,8 +81,7 @@ const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
 export const make = (options: PgliteClientConfig = {}) =>
   Effect.gen(function* () {
     const dataDir = options.dataDir ?? MEMORY
-    const db = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60))
-    const lock = yield* Effect.makeSemaphore(1)
+    const { db, lock } = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60))
     const compiler = PgClient.makeCompiler()
 
     const failed = (cause: unknown) =>
