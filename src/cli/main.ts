@@ -4,7 +4,7 @@
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Data, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { Console, Data, Duration, Effect, Layer, Logger, LogLevel, Option } from "effect"
 import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
 import { readdirSync } from "node:fs"
@@ -69,7 +69,7 @@ const ingestSample = Effect.gen(function* () {
 })
 
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.map(Effect.timed(effect), ([d, a]) => [a, Number(d.value._tag === "Nanos" ? d.value.nanos / 1_000_000n : 0n)] as const)
+  Effect.map(Effect.timed(effect), ([d, a]) => [a, Math.round(Duration.toMillis(d))] as const)
 
 /** The main job: make sure there is data, compile twice, show what the caches did. */
 const mainJob = Command.make("pantheon", { dataDir }, ({ dataDir }) =>
