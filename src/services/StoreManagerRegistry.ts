@@ -104,11 +104,14 @@ export const make = Effect.gen(function* () {
   })
 
   // The lookup runs in a fiber of the registry's scope, so an interrupted reader never fails the others.
-  const catalog = Effect.flatMap(cache.getOptionComplete(CATALOG), (cached) =>
-    cached._tag === "Some"
-      ? Effect.succeed(cached.value)
-      : Effect.flatMap(Effect.forkIn(cache.get(CATALOG), scope), Fiber.join)
-  )
+  const catalog = Effect.flatMap(cache.getOptionComplete(CATALOG), (cached) => {
+    if (cached._tag === "Some") {
+      metrics.hits.unsafeUpdate(1, [])
+      return Effect.succeed(cached.value)
+    }
+    metrics.misses.unsafeUpdate(1, [])
+    return Effect.flatMap(Effect.forkIn(cache.get(CATALOG), scope), Fiber.join)
+  })
 
   const load = Effect.fn("StoreManagerRegistry.load")(function* (id: string) {
     yield* Effect.annotateCurrentSpan("source", id)
