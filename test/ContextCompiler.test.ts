@@ -100,6 +100,30 @@ describe("ContextCompiler", () => {
     }).pipe(l.provide())
   })
 
+  it.live("runs the recent queries of all managers, and each manager's two relevance queries, concurrently", () => {
+    // Each query waits until all the queries of its round have started: run one at a time, they would never finish.
+    const rendezvous = (expected: number) => {
+      let started = 0
+      let open: () => void = () => {}
+      const gate = new Promise<void>((resolve) => (open = resolve))
+      return Effect.promise(() => {
+        if (++started === expected) open()
+        return gate
+      })
+    }
+    const recentRound = rendezvous(3)
+    const relevantRound = rendezvous(6)
+    const manager = (name: string): StoreManager => ({
+      ...cannedManager(name),
+      getMostRecent: () => Effect.as(recentRound, [entry(`${name} recent`, "2024-01-01T00:00:01Z")]),
+      getMostRelevant: () => Effect.as(relevantRound, [])
+    })
+    return Effect.gen(function* () {
+      const messages = yield* compile({ sources: [{ id: "a" }, { id: "b" }, { id: "c" }], texts: ["q"] }).pipe(Effect.timeout("5 seconds"))
+      expect(messages).toHaveLength(3)
+    }).pipe(withManagers([manager("a"), manager("b"), manager("c")]))
+  })
+
   it.scoped("skips a failing source, counts it, and keeps the others", () => {
     const good = cannedManager("good", { recent: [entry("ok", "2024-01-01T00:00:01Z")] })
     const bad: StoreManager = { ...cannedManager("bad"), getMostRecent: () => Effect.fail(new StoreQueryError({ id: "bad", operation: "getMostRecent", reason: "down" })) }

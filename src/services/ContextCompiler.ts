@@ -2,7 +2,7 @@
  * ContextCompiler: `compile(request)` → chat messages, the algorithm of the README's
  * "Compile semantics" (the Pantheon adapter's, with its known bugs fixed).
  */
-import { Cause, Context, Duration, Effect, Layer, Metric } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Metric } from "effect"
 import {
   assemble,
   buildSeeds,
@@ -38,9 +38,23 @@ const succeeded = Metric.tagged(M.compileTotal, "outcome", "success")
 const failed = Metric.tagged(M.compileTotal, "outcome", "failure")
 const durationMs = Metric.mapInput(M.compileDuration, Duration.toMillis)
 
-/** Runs `f` on every item, concurrently when there is more than one (forking fibers costs ~20 µs each). */
-const forEachConcurrently = <A, B, E>(items: ReadonlyArray<A>, f: (a: A) => Effect.Effect<B, E>) =>
-  Effect.forEach(items, f, { concurrency: items.length > 1 ? "unbounded" : 1 })
+/**
+ * Runs the effects concurrently: all but the first in forked fibers, the first on this fiber, so one
+ * effect forks nothing (measured on effect 3.22: `Effect.all` with unbounded concurrency costs about
+ * twice as much per effect). A failure interrupts the others.
+ */
+const allConcurrently = <A, E>(effects: ReadonlyArray<Effect.Effect<A, E>>): Effect.Effect<Array<A>, E> => {
+  if (effects.length <= 1) return Effect.all(effects)
+  return Effect.flatMap(Effect.forEach(effects.slice(1), (e) => Effect.fork(e)), (fibers) =>
+    Effect.gen(function* () {
+      const results = [yield* effects[0]!]
+      for (const fiber of fibers) results.push(yield* Fiber.join(fiber))
+      return results
+    }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Fiber.interruptAll(fibers))))
+  )
+}
+
+const forEachConcurrently = <A, B, E>(items: ReadonlyArray<A>, f: (a: A) => Effect.Effect<B, E>) => allConcurrently(items.map(f))
 
 export const make = (options: CompilerOptions = {}) =>
   Effect.gen(function* () {
@@ -113,16 +127,13 @@ export const make = (options: CompilerOptions = {}) =>
       if (seeds.length > 0) {
         const blocks = yield* forEachConcurrently(matched, (m) => {
             const imageWhere: Where = { ...m.source.where, type: "image" }
-            return Effect.all(
-              [
-                query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where), m.source.where),
-                query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere), imageWhere)
-              ],
-              { concurrency: 2 }
-            )
+            return allConcurrently([
+              query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where), m.source.where),
+              query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere), imageWhere)
+            ])
           })
-        relevant = blocks.flatMap(([text]) => text)
-        images = blocks.flatMap(([, image]) => image)
+        relevant = blocks.flatMap(([text]) => text!)
+        images = blocks.flatMap(([, image]) => image!)
       }
 
       const resolverErrors: Array<string> = []
