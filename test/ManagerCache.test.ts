@@ -16,6 +16,13 @@ const setup = (input: CacheConfigInput = {}, label = "managers") =>
 
 const version = (m: unknown) => (m as CannedManager).version
 
+/** Lets the cache's own fibers run until `done` holds (bounded, no clock involved). */
+const settle = <E>(done: Effect.Effect<boolean, E>) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 1000 && !(yield* done); i++) yield* Effect.yieldNow()
+    expect(yield* done).toBe(true)
+  })
+
 describe("ManagerCache", () => {
   it.scoped("serves repeated gets from one load and counts hits and misses", () =>
     Effect.gen(function* () {
@@ -74,10 +81,7 @@ describe("ManagerCache", () => {
       for (let i = 0; i < 50; i++) expect(yield* cache.get("a")).toBe(first)
       expect(lookup.loads.get("a")).toBe(2)
       yield* lookup.release
-      yield* Effect.yieldNow()
-      yield* Effect.yieldNow()
-      const refreshed = yield* cache.get("a")
-      expect(version(refreshed)).toBe(2)
+      yield* settle(Effect.map(cache.get("a"), (m) => version(m) === 2))
       expect(lookup.loads.get("a")).toBe(2)
       expect((yield* cache.stats).refreshes).toBe(1)
     }))
@@ -89,7 +93,7 @@ describe("ManagerCache", () => {
       yield* lookup.fail(true)
       yield* TestClock.adjust("40 seconds")
       expect(yield* cache.get("a")).toBe(first) // triggers the refresh, which fails
-      yield* Effect.yieldNow()
+      yield* settle(Effect.map(cache.stats, (s) => s.loadFailures === 1))
       expect(yield* cache.get("a")).toBe(first)
       yield* TestClock.adjust("25 seconds") // 65 s: expired, inside stale-if-error
       expect(yield* cache.get("a")).toBe(first)
@@ -139,7 +143,7 @@ describe("ManagerCache", () => {
       yield* TestClock.adjust("1 second")
       expect(Either.isLeft(yield* Effect.either(Fiber.join(timedOut)))).toBe(true)
       yield* lookup.release
-      yield* Effect.yieldNow()
+      yield* settle(Effect.map(cache.keys, (keys) => keys.includes("a")))
       yield* cache.get("a")
       expect(lookup.loads.get("a")).toBe(1)
       expect((yield* cache.stats).hits).toBe(1)
