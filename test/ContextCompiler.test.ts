@@ -264,15 +264,14 @@ describe("StoreManagerRegistry", () => {
       const registry = yield* StoreManagerRegistry
       const managers = yield* ManagerCache
       const changes = yield* Queue.unbounded<unknown>()
-      yield* Effect.forkScoped(Stream.runForEach(registry.changes, (c) => Queue.offer(changes, c)))
-      yield* Effect.yieldNow()
+      yield* Effect.forkScoped(Stream.runForEach(yield* registry.subscribe, (c) => Queue.offer(changes, c)))
       const load = (id: string) => Effect.fork(managers.get(id)).pipe(Effect.tap(() => TestClock.adjust("10 millis")), Effect.flatMap(Fiber.join))
       const a1 = yield* load("a")
       yield* load("b")
       b.state.descriptors = [{ id: "a", fingerprint: "2" }, { id: "c" }]
       yield* TestClock.adjust("60 seconds")
       yield* registry.catalog
-      const seen = [...(yield* Queue.takeAll(changes))] as Array<{ _tag: string; id: string }>
+      const seen = [...(yield* Queue.takeBetween(changes, 3, 3))] as Array<{ _tag: string; id: string }>
       expect(seen.map((c) => `${c._tag}:${c.id}`)).toEqual(["Changed:a", "Added:c", "Removed:b"])
       const keys = yield* managers.keys
       expect(keys).not.toContain("a")
@@ -286,8 +285,7 @@ describe("StoreManagerRegistry", () => {
     const b = mutableBackend([{ id: "a", fingerprint: "1" }, { id: "b" }])
     return Effect.gen(function* () {
       const registry = yield* StoreManagerRegistry
-      const collected = yield* Effect.fork(Stream.runCollect(Stream.take(registry.changes, 3)))
-      yield* Effect.yieldNow()
+      const collected = yield* Effect.fork(Stream.runCollect(Stream.take(yield* registry.subscribe, 3)))
       yield* registry.catalog
       b.state.descriptors = [{ id: "a", fingerprint: "2" }, { id: "c" }]
       yield* registry.invalidateCatalog

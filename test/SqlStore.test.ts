@@ -151,8 +151,7 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
   it.effect("lists registered sources as the catalog and publishes registrations and removals", () =>
     Effect.gen(function* () {
       const store = yield* Sql.SqlStore
-      const seen = yield* Effect.fork(Stream.runCollect(Stream.take(store.changes, 3)))
-      yield* Effect.yieldNow()
+      const seen = yield* Effect.fork(Stream.runCollect(Stream.take(yield* store.subscribe, 3)))
       yield* store.registerSource("cat_a", { label: "A" })
       yield* store.registerSource("cat_a", { label: "A2" })
       yield* store.removeSource("cat_a")
@@ -161,7 +160,7 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
       expect((yield* store.catalog).some((d) => d.id === "cat_a")).toBe(false)
       const unregistered = yield* Effect.either(store.open("cat_a"))
       expect(Either.isLeft(unregistered) && unregistered.left).toMatchObject({ _tag: "StoreUnavailable", id: "cat_a" })
-    }))
+    }).pipe(Effect.scoped))
 })
 
 describe("data directory", () => {

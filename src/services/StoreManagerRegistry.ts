@@ -26,6 +26,8 @@ export interface StoreManagerRegistryShape {
   readonly loadMany: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<StoreManager>, LoadError>
   /** Catalog changes as they are found (a re-read that differs, or a change the backend broadcasts). */
   readonly changes: Stream.Stream<CatalogChange>
+  /** The same changes, subscribed now: nothing published after this returns is missed. */
+  readonly subscribe: Effect.Effect<Stream.Stream<CatalogChange>, never, Scope.Scope>
   /** Runs `handler` on every change, before the catalog read that found it returns. */
   readonly watch: (handler: (change: CatalogChange) => Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
   /** Drops the cached catalog: the next read fetches it again. */
@@ -152,6 +154,7 @@ export const make = Effect.gen(function* () {
     load,
     loadMany,
     changes: Stream.fromPubSub(pubsub),
+    subscribe: Stream.fromPubSub(pubsub, { scoped: true }),
     watch: (handler) =>
       Effect.acquireRelease(
         Effect.sync(() => void handlers.add(handler)),

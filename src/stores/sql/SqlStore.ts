@@ -8,7 +8,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Context, Duration, Effect, Either, Layer, Option, PubSub, Schema, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Option, PubSub, Schema, type Scope, Stream } from "effect"
 import { timestampMs } from "../../domain/compile.js"
 import { CatalogUnavailable, errorReason, InvalidSourceId, StoreQueryError, StoreUnavailable } from "../../domain/errors.js"
 import { type CatalogChange, NewEntry, type StoreDescriptor, type StoreEntry, type Where } from "../../domain/schemas.js"
@@ -45,6 +45,8 @@ export interface SqlStoreShape {
   readonly open: (id: string) => Effect.Effect<StoreManager, InvalidSourceId | StoreUnavailable>
   /** Catalog changes made through this instance (and, on a server, through every instance). */
   readonly changes: Stream.Stream<CatalogChange>
+  /** The same changes, subscribed now: nothing published after this returns is missed. */
+  readonly subscribe: Effect.Effect<Stream.Stream<CatalogChange>, never, Scope.Scope>
   /** How many entries a source holds. */
   readonly countEntries: (id: string) => Effect.Effect<number, InvalidSourceId | StoreUnavailable>
   /** Retires the cached query results of a source (all sources when `null`): its data changed elsewhere. */
@@ -358,6 +360,7 @@ export const make = (options: SqlStoreOptions = {}) =>
       removeSource,
       open,
       changes: Stream.fromPubSub(pubsub),
+      subscribe: Stream.fromPubSub(pubsub, { scoped: true }),
       countEntries: (rawId: string) =>
         Effect.flatMap(validateSourceId(rawId), (id) =>
           sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(entriesTable(id))}`.pipe(
