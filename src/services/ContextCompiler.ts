@@ -102,8 +102,8 @@ export const make = (options: CompilerOptions = {}) =>
       for (const source of request.sources) if (!wanted.has(source.id)) wanted.set(source.id, source)
 
       const catalog = yield* registry.catalog
-      const ids: Array<string> = []
-      for (const descriptor of catalog) if (wanted.has(descriptor.id) && !ids.includes(descriptor.id)) ids.push(descriptor.id)
+      // Matched ids in catalog order, each once.
+      const ids = [...new Set(catalog.filter((d) => wanted.has(d.id)).map((d) => d.id))]
       yield* Effect.annotateCurrentSpan({ sources: request.sources.length, matched: ids.length })
       if (ids.length === 0) return []
 
@@ -126,12 +126,12 @@ export const make = (options: CompilerOptions = {}) =>
       let images: Array<StoreEntry> = []
       if (seeds.length > 0) {
         const blocks = yield* forEachConcurrently(matched, (m) => {
-            const imageWhere: Where = { ...m.source.where, type: "image" }
-            return allConcurrently([
-              query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where), m.source.where),
-              query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere), imageWhere)
-            ])
-          })
+          const imageWhere: Where = { ...m.source.where, type: "image" }
+          return allConcurrently([
+            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where), m.source.where),
+            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere), imageWhere)
+          ])
+        })
         relevant = blocks.flatMap(([text]) => text!)
         images = blocks.flatMap(([, image]) => image!)
       }
