@@ -33,6 +33,17 @@ export interface EmbedderShape {
 
 export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embedder, EmbedderShape>() {}
 
+/** Scales `v` to unit length in place (a zero vector stays zero). */
+const normalize = (v: Float32Array) => {
+  let norm = 0
+  for (let i = 0; i < v.length; i++) norm += v[i]! * v[i]!
+  if (norm > 0) {
+    const scale = 1 / Math.sqrt(norm)
+    for (let i = 0; i < v.length; i++) v[i]! *= scale
+  }
+  return v
+}
+
 // ---------------------------------------------------------------------------------------------
 // Feature hashing
 
@@ -60,13 +71,7 @@ export const featureHashingVector = (text: string, dimensions: number): Float32A
     add(words[i]!, 1)
     if (i > 0) add(`${words[i - 1]} ${words[i]}`, 0.5)
   }
-  let norm = 0
-  for (let i = 0; i < dimensions; i++) norm += v[i]! * v[i]!
-  if (norm > 0) {
-    const scale = 1 / Math.sqrt(norm)
-    for (let i = 0; i < dimensions; i++) v[i]! *= scale
-  }
-  return v
+  return normalize(v)
 }
 
 export const featureHashing = (dimensions = 256): EmbedderShape => {
@@ -141,18 +146,8 @@ export const ollama = (config: OllamaConfig = {}) =>
     return { model, dimensions, embed, stats: Effect.sync(() => ({ hits: 0, misses: 0, entries: 0, bytes: 0, calls, embedded })) } satisfies EmbedderShape
   })
 
-const normalize = (v: Float32Array) => {
-  let norm = 0
-  for (let i = 0; i < v.length; i++) norm += v[i]! * v[i]!
-  if (norm > 0) for (let i = 0; i < v.length; i++) v[i]! /= Math.sqrt(norm)
-  return v
-}
-
 // ---------------------------------------------------------------------------------------------
 // The cache
-
-const hitsMetric = M.embedCacheHits
-const missesMetric = M.embedCacheMisses
 
 /** What one cached vector costs: its floats, its text (UTF-16) and the bookkeeping around them. */
 const entryBytes = (text: string, v: Float32Array) => v.byteLength + text.length * 2 + 96
@@ -212,8 +207,8 @@ export const cached = (embedder: EmbedderShape, maxBytes = 32 * 1024 * 1024) =>
         })
         hits += hit
         misses += texts.length - hit
-        hitsMetric.unsafeUpdate(hit, [])
-        missesMetric.unsafeUpdate(texts.length - hit, [])
+        M.embedCacheHits.unsafeUpdate(hit, [])
+        M.embedCacheMisses.unsafeUpdate(texts.length - hit, [])
         if (hit === texts.length) return Effect.succeed(out as Array<Float32Array>)
         // The model call runs in the cache's scope: an interrupted caller does not fail the others.
         const start =

@@ -225,10 +225,10 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
       })
 
     /**
-     * The request path, synchronous: a manager (a hit), an effect to wait on (a miss, a cached
-     * failure, a refresh to start), or `undefined` when nothing is held and a load must run.
+     * The request path, synchronous: a manager (a hit), or an effect to run (a load to wait for,
+     * a cached failure, a hit that starts a refresh).
      */
-    const lookupNow = (id: string, now: number): StoreManager | Effect.Effect<StoreManager, LoadError> | undefined => {
+    const lookupNow = (id: string, now: number): StoreManager | Effect.Effect<StoreManager, LoadError> => {
       sketch.increment(id)
       const entry = find(id)
       if (entry !== undefined) {
@@ -255,24 +255,18 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
         remove(entry)
         bump("expirations", metrics.expirations)
       }
+      bump("misses", metrics.misses)
       const failure = failures.get(id)
       if (failure !== undefined) {
-        if (now < failure.expiresAt) {
-          bump("misses", metrics.misses)
-          return Effect.fail(failure.error)
-        }
+        if (now < failure.expiresAt) return Effect.fail(failure.error)
         failures.delete(id)
       }
-      return undefined
+      return awaitLoad(id, undefined)
     }
 
     const get = (id: string): Effect.Effect<StoreManager, LoadError> =>
       Effect.clockWith((clock) => {
         const served = lookupNow(id, clock.unsafeCurrentTimeMillis())
-        if (served === undefined) {
-          bump("misses", metrics.misses)
-          return awaitLoad(id, undefined)
-        }
         return Effect.isEffect(served) ? served : Effect.succeed(served)
       })
 
@@ -283,10 +277,7 @@ export const make = (config: CacheConfig, lookup: Lookup, label = "managers") =>
         const pending: Array<[number, Effect.Effect<StoreManager, LoadError>]> = []
         ids.forEach((id, i) => {
           const served = lookupNow(id, now)
-          if (served === undefined) {
-            bump("misses", metrics.misses)
-            pending.push([i, awaitLoad(id, undefined)])
-          } else if (Effect.isEffect(served)) pending.push([i, served])
+          if (Effect.isEffect(served)) pending.push([i, served])
           else results[i] = Either.right(served)
         })
         if (pending.length === 0) return Effect.succeed(results as Array<Either.Either<StoreManager, LoadError>>)
