@@ -1,17 +1,22 @@
 import { describe, expect, it } from "@effect/vitest"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { Effect, Either, Fiber, Layer, Metric, Queue, Stream, TestClock } from "effect"
 import type { CacheConfigInput } from "../src/domain/config.js"
 import { StoreQueryError, StoreUnavailable } from "../src/domain/errors.js"
 import type { StoreDescriptor } from "../src/domain/schemas.js"
-import { legacyBackend, managersBackend } from "../src/layers/backends.js"
+import { managersBackend, promiseBackend } from "../src/layers/backends.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import * as M from "../src/metrics.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { ManagerCache } from "../src/services/ManagerCache.js"
 import { StoreBackend } from "../src/services/StoreBackend.js"
+import { StoreEvents } from "../src/services/StoreEvents.js"
 import type { StoreManager } from "../src/services/StoreManager.js"
 import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
 import { cannedManager, entry } from "./support/doubles.js"
+
+setFlagsFromString("--expose-gc")
 
 const cache: CacheConfigInput = { ttl: "60 seconds", failureTtl: "1 second", refreshAhead: 1 }
 
@@ -21,7 +26,7 @@ const withManagers = (managers: ReadonlyArray<StoreManager>, config: CacheConfig
 /** The caller's Promise managers, counting getStoreManagers calls. */
 const legacy = (managers: () => ReadonlyArray<unknown> | Promise<ReadonlyArray<unknown>>) => {
   const calls = { count: 0 }
-  const layer = legacyBackend(async () => {
+  const layer = promiseBackend(async () => {
     calls.count++
     return managers()
   })
@@ -124,6 +129,29 @@ describe("ContextCompiler", () => {
     }).pipe(withManagers([manager("a"), manager("b"), manager("c")]))
   })
 
+  it.scoped("keeps image entries whose type is any case of \"image\" when the source has a filter", () => {
+    const m = promiseManager("chat", [], [entry("https://img/a.png", "2024-01-01T00:00:03Z", { user: "u1", type: "Image", caption: "a diagram" })])
+    const l = legacy(() => [m])
+    return Effect.gen(function* () {
+      const messages = yield* compile({ sources: [{ id: "chat", where: { user: "u1" } }], texts: ["diagram"] })
+      expect(messages).toEqual([{ role: "system", content: "a diagram", images: ["https://img/a.png"] }])
+    }).pipe(l.provide())
+  })
+
+  it.scoped("queries every manager whose name matches a source, each once, in catalog order", () => {
+    const first = promiseManager("chat", [entry("from the first", "2024-01-01T00:00:01Z")])
+    const other = promiseManager("notes", [entry("from notes", "2024-01-01T00:00:02Z")])
+    const second = promiseManager("chat", [entry("from the second", "2024-01-01T00:00:03Z")])
+    const l = legacy(() => [first, other, second])
+    return Effect.gen(function* () {
+      const messages = yield* compile({ sources: [{ id: "chat" }] })
+      expect(messages.map((m) => m.content.split(": ")[1])).toEqual(["from the first", "from the second"])
+      expect(first.seen.filter((s) => s.op === "recent")).toHaveLength(1)
+      expect(second.seen.filter((s) => s.op === "recent")).toHaveLength(1)
+      expect(other.seen).toEqual([])
+    }).pipe(l.provide())
+  })
+
   it.scoped("skips a failing source, counts it, and keeps the others", () => {
     const good = cannedManager("good", { recent: [entry("ok", "2024-01-01T00:00:01Z")] })
     const bad: StoreManager = { ...cannedManager("bad"), getMostRecent: () => Effect.fail(new StoreQueryError({ id: "bad", operation: "getMostRecent", reason: "down" })) }
@@ -208,7 +236,7 @@ describe("ContextCompiler", () => {
 /** A backend whose catalog the test edits, counting opens and the largest number running at once. */
 const mutableBackend = (initial: Array<StoreDescriptor>) => {
   const state = { descriptors: initial, opens: 0, running: 0, maxRunning: 0, fail: new Set<string>() }
-  const layer = Layer.succeed(StoreBackend, {
+  const backend = Layer.succeed(StoreBackend, {
     catalog: Effect.sync(() => state.descriptors),
     open: (d) =>
       Effect.gen(function* () {
@@ -219,11 +247,10 @@ const mutableBackend = (initial: Array<StoreDescriptor>) => {
         state.running--
         if (state.fail.has(d.id)) return yield* new StoreUnavailable({ id: d.id, reason: "down" })
         return cannedManager(d.id, { version: state.opens })
-      }),
-    changes: Stream.empty,
-    broadcastInvalidation: () => Effect.void
+      })
   })
-  return { state, provide: (config: CacheConfigInput = cache) => Effect.provide(PersistenceAdapterLive({ cache: config }).pipe(Layer.provide(layer))) }
+  const layer = Layer.merge(backend, StoreEvents.layerLocal)
+  return { state, provide: (config: CacheConfigInput = cache) => Effect.provide(PersistenceAdapterLive({ cache: config }).pipe(Layer.provideMerge(layer))) }
 }
 
 describe("StoreManagerRegistry", () => {
@@ -234,15 +261,16 @@ describe("StoreManagerRegistry", () => {
       expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StoreNotFound", id: "ghost" })
     }).pipe(mutableBackend([{ id: "a" }]).provide()))
 
-  it.scoped("loadMany opens in parallel, at most loadConcurrency at a time", () => {
+  it.scoped("the manager cache opens in parallel, at most loadConcurrency at a time", () => {
     const b = mutableBackend(Array.from({ length: 12 }, (_, i) => ({ id: `s${i}` })))
     return Effect.gen(function* () {
-      const registry = yield* StoreManagerRegistry
-      const fiber = yield* Effect.fork(registry.loadMany(Array.from({ length: 12 }, (_, i) => `s${i}`)))
+      const managers = yield* ManagerCache
+      yield* (yield* StoreManagerRegistry).catalog
+      const fiber = yield* Effect.fork(managers.getMany(Array.from({ length: 12 }, (_, i) => `s${i}`)))
       yield* TestClock.adjust("10 millis")
       yield* TestClock.adjust("10 millis")
-      const managers = yield* Fiber.join(fiber)
-      expect(managers).toHaveLength(12)
+      const loaded = yield* Fiber.join(fiber)
+      expect(loaded.filter(Either.isRight)).toHaveLength(12)
       expect(b.state.maxRunning).toBe(8)
     }).pipe(b.provide({ ...cache, loadConcurrency: 8 }))
   })
@@ -264,7 +292,7 @@ describe("StoreManagerRegistry", () => {
       const registry = yield* StoreManagerRegistry
       const managers = yield* ManagerCache
       const changes = yield* Queue.unbounded<unknown>()
-      yield* Effect.forkScoped(Stream.runForEach(yield* registry.subscribe, (c) => Queue.offer(changes, c)))
+      yield* Effect.forkScoped(Stream.runForEach(yield* (yield* StoreEvents).stream, (c) => Queue.offer(changes, c)))
       const load = (id: string) => Effect.fork(managers.get(id)).pipe(Effect.tap(() => TestClock.adjust("10 millis")), Effect.flatMap(Fiber.join))
       const a1 = yield* load("a")
       yield* load("b")
@@ -272,7 +300,7 @@ describe("StoreManagerRegistry", () => {
       yield* TestClock.adjust("60 seconds")
       yield* registry.catalog
       const seen = [...(yield* Queue.takeBetween(changes, 3, 3))] as Array<{ _tag: string; id: string }>
-      expect(seen.map((c) => `${c._tag}:${c.id}`)).toEqual(["Changed:a", "Added:c", "Removed:b"])
+      expect(seen.map((c) => `${c._tag}:${c.id}`)).toEqual(["SourceChanged:a", "SourceAdded:c", "SourceRemoved:b"])
       const keys = yield* managers.keys
       expect(keys).not.toContain("a")
       expect(keys).not.toContain("b")
@@ -281,17 +309,17 @@ describe("StoreManagerRegistry", () => {
     }).pipe(b.provide({ ...cache, staleIfError: "10 minutes" }))
   })
 
-  it.scoped("publishes each change to the changes stream", () => {
+  it.scoped("publishes each change it finds as an event", () => {
     const b = mutableBackend([{ id: "a", fingerprint: "1" }, { id: "b" }])
     return Effect.gen(function* () {
       const registry = yield* StoreManagerRegistry
-      const collected = yield* Effect.fork(Stream.runCollect(Stream.take(yield* registry.subscribe, 3)))
+      const collected = yield* Effect.fork(Stream.runCollect(Stream.take(yield* (yield* StoreEvents).stream, 3)))
       yield* registry.catalog
       b.state.descriptors = [{ id: "a", fingerprint: "2" }, { id: "c" }]
       yield* registry.invalidateCatalog
       yield* registry.catalog
       const changes = [...(yield* Fiber.join(collected))]
-      expect(changes.map((c) => [c._tag, "id" in c ? c.id : null])).toEqual([["Changed", "a"], ["Added", "c"], ["Removed", "b"]])
+      expect(changes.map((c) => [c._tag, "id" in c ? c.id : null])).toEqual([["SourceChanged", "a"], ["SourceAdded", "c"], ["SourceRemoved", "b"]])
     }).pipe(b.provide())
   })
 
@@ -314,5 +342,26 @@ describe("StoreManagerRegistry", () => {
       expect(catalog.map((d) => d.id)).toEqual(["a"])
       expect(l.calls.count).toBe(1)
     }).pipe(l.provide())
+  })
+})
+
+describe("the catalog's memory", () => {
+  // Live clock: TestClock keeps every timer (here each read's loadTimeout) until time passes it.
+  it.live("stays flat over 10,000 reloads (Effect's Cache grows by one access-list node a reload)", () => {
+    const gc = runInNewContext("gc") as () => void
+    const heap = () => {
+      gc()
+      gc()
+      return process.memoryUsage().heapUsed
+    }
+    return Effect.gen(function* () {
+      const registry = yield* StoreManagerRegistry
+      const cycle = Effect.zipRight(registry.invalidateCatalog, registry.catalog)
+      for (let i = 0; i < 10_000; i++) yield* cycle // warm-up: JIT and first allocations
+      const before = heap()
+      for (let i = 0; i < 10_000; i++) yield* cycle
+      // Effect's Cache held about 850 KB more after 10,000 reloads; what stays here is GC noise.
+      expect(heap() - before).toBeLessThan(400_000)
+    }).pipe(withManagers([cannedManager("a")]), Effect.scoped)
   })
 })

@@ -1,16 +1,22 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Fiber, Metric, TestClock } from "effect"
+import { Duration, Effect, Either, Layer, Metric, TestClock } from "effect"
+import * as LoadingCache from "../src/cache/LoadingCache.js"
 import { decodeCacheConfig, type CacheConfigInput } from "../src/domain/config.js"
 import * as M from "../src/metrics.js"
-import { make } from "../src/services/ManagerCache.js"
-import { makeLookup, type CannedManager } from "./support/doubles.js"
+import { DataWritten, Invalidated, Resync, SourceChanged } from "../src/domain/events.js"
+import { managersBackend } from "../src/layers/backends.js"
+import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
+import { ManagerCache, managerCacheOptions } from "../src/services/ManagerCache.js"
+import { StoreEvents } from "../src/services/StoreEvents.js"
+import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
+import { cannedManager, makeLookup, type CannedManager } from "./support/doubles.js"
 
 const config = (input: CacheConfigInput = {}) => Either.getOrThrow(decodeCacheConfig({ ttl: "60 seconds", sweepInterval: "10 seconds", ...input }))
 
 const setup = (input: CacheConfigInput = {}, label = "managers") =>
   Effect.gen(function* () {
     const lookup = yield* makeLookup
-    const cache = yield* make(config(input), lookup.lookup, label)
+    const cache = yield* LoadingCache.makeWith(managerCacheOptions(config(input), lookup.lookup, label))
     return { cache, lookup }
   })
 
@@ -33,28 +39,6 @@ describe("ManagerCache", () => {
       const stats = yield* cache.stats
       expect(stats).toMatchObject({ hits: 9, misses: 1, loads: 1, size: 1 })
       expect(stats.hitRate).toBeCloseTo(0.9)
-    }))
-
-  it.scoped("runs one load for 1,000 concurrent cold gets of a key", () =>
-    Effect.gen(function* () {
-      const { cache, lookup } = yield* setup()
-      yield* lookup.hold
-      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 1000 }, () => cache.get("a")), { concurrency: "unbounded" }))
-      yield* Effect.yieldNow()
-      yield* lookup.release
-      const managers = yield* Fiber.join(fiber)
-      expect(new Set(managers).size).toBe(1)
-      expect(lookup.loads.get("a")).toBe(1)
-    }))
-
-  it.scoped("concurrent getMany calls over overlapping ids load each id once", () =>
-    Effect.gen(function* () {
-      const lookup = yield* makeLookup
-      const slow = (id: string) => Effect.zipRight(Effect.yieldNow(), lookup.lookup(id))
-      const cache = yield* make(config({ capacity: 256 }), slow)
-      const ids = Array.from({ length: 200 }, (_, i) => `s${i}`)
-      yield* Effect.all(Array.from({ length: 8 }, (_, k) => cache.getMany(ids.filter((_, i) => k === 0 || i % 8 === k))), { concurrency: "unbounded" })
-      expect(lookup.total()).toBe(200)
     }))
 
   it.scoped("reloads after ttl", () =>
@@ -119,36 +103,6 @@ describe("ManagerCache", () => {
       expect(lookup.loads.get("a")).toBe(2)
     }))
 
-  it.scoped("an interrupted caller leaves other waiters and the entry unharmed", () =>
-    Effect.gen(function* () {
-      const { cache, lookup } = yield* setup()
-      yield* lookup.hold
-      const first = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
-      const second = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
-      yield* Fiber.interrupt(first)
-      yield* lookup.release
-      const manager = yield* Fiber.join(second)
-      expect(yield* cache.get("a")).toBe(manager)
-      expect(lookup.loads.get("a")).toBe(1)
-    }))
-
-  it.scoped("a caller that times out does not fail the load", () =>
-    Effect.gen(function* () {
-      const { cache, lookup } = yield* setup()
-      yield* lookup.hold
-      const timedOut = yield* Effect.fork(Effect.timeout(cache.get("a"), "1 second"))
-      yield* Effect.yieldNow()
-      yield* TestClock.adjust("1 second")
-      expect(Either.isLeft(yield* Effect.either(Fiber.join(timedOut)))).toBe(true)
-      yield* lookup.release
-      yield* settle(Effect.map(cache.keys, (keys) => keys.includes("a")))
-      yield* cache.get("a")
-      expect(lookup.loads.get("a")).toBe(1)
-      expect((yield* cache.stats).hits).toBe(1)
-    }))
-
   it.scoped("never holds more than capacity entries", () =>
     Effect.gen(function* () {
       const { cache } = yield* setup({ capacity: 10 })
@@ -211,20 +165,6 @@ describe("ManagerCache", () => {
       expect((yield* cache.stats).invalidations).toBe(3)
     }))
 
-  it.scoped("a load that was under way when invalidated answers its waiters but is not cached", () =>
-    Effect.gen(function* () {
-      const { cache, lookup } = yield* setup()
-      yield* lookup.hold
-      const waiter = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
-      yield* cache.invalidate("a")
-      yield* lookup.release
-      const old = yield* Fiber.join(waiter)
-      const fresh = yield* cache.get("a")
-      expect(fresh).not.toBe(old)
-      expect(lookup.loads.get("a")).toBe(2)
-    }))
-
   it.scoped("refresh reloads while callers keep the current manager, and fails if the reload fails", () =>
     Effect.gen(function* () {
       const { cache, lookup } = yield* setup()
@@ -238,31 +178,52 @@ describe("ManagerCache", () => {
       expect(yield* cache.get("a")).toBe(second)
     }))
 
-  it.scoped("getMany returns each id's manager or error in order", () =>
-    Effect.gen(function* () {
-      const { cache, lookup } = yield* setup()
-      yield* cache.get("a")
-      yield* lookup.fail(true)
-      const results = yield* cache.getMany(["a", "b"])
-      expect(Either.isRight(results[0]!)).toBe(true)
-      expect(Either.isLeft(results[1]!)).toBe(true)
-    }))
-
   it.scoped("reports its metrics under its cache label", () =>
     Effect.gen(function* () {
       const label = `test-${Math.random()}`
-      const metrics = M.forCache(label)
       const { cache } = yield* setup({ capacity: 2 }, label)
       for (const id of ["a", "a", "b", "c", "a"]) yield* cache.get(id)
       yield* cache.invalidate("a")
-      const read = (m: typeof metrics.hits) => Effect.map(Metric.value(m), (s) => s.count)
-      expect(yield* read(metrics.hits)).toBe(2)
-      expect(yield* read(metrics.misses)).toBe(3)
-      expect(yield* read(metrics.loads)).toBe(3)
-      expect(yield* read(metrics.evictions)).toBe(1)
-      expect(yield* read(metrics.invalidations)).toBe(1)
-      expect((yield* Metric.value(metrics.size)).value).toBe(1)
-      expect((yield* Metric.value(metrics.loadDuration)).count).toBe(3)
+      const read = (m: Metric.Metric.Counter<number>) => Effect.map(Metric.value(M.tagged(m, label)), (s) => s.count)
+      expect(yield* read(M.cacheHits)).toBe(2)
+      expect(yield* read(M.cacheMisses)).toBe(3)
+      expect(yield* read(M.cacheLoads)).toBe(3)
+      expect(yield* read(M.cacheEvictions)).toBe(1)
+      expect(yield* read(M.cacheInvalidations)).toBe(1)
+      expect((yield* Metric.value(M.tagged(M.cacheSize, label))).value).toBe(1)
+      expect((yield* Metric.value(M.tagged(M.cacheLoadDuration, label))).count).toBe(3)
       expect(Duration.toMillis(config().ttl)).toBe(60_000)
     }))
+})
+
+describe("ManagerCache follows StoreEvents", () => {
+  const live = PersistenceAdapterLive({ cache: { ttl: "1 hour" } }).pipe(Layer.provideMerge(managersBackend(["a", "b", "c"].map((id) => cannedManager(id)))))
+  const loadAll = Effect.gen(function* () {
+    const cache = yield* ManagerCache
+    yield* (yield* StoreManagerRegistry).catalog
+    yield* cache.getMany(["a", "b", "c"])
+    return cache
+  })
+  const keys = Effect.flatMap(ManagerCache, (cache) => Effect.map(cache.keys, (k) => [...k].sort()))
+
+  it.scoped("drops the manager of a source that changed, or that an Invalidated event names", () =>
+    Effect.gen(function* () {
+      yield* loadAll
+      const events = yield* StoreEvents
+      yield* events.publish(SourceChanged.make({ id: "a", fingerprint: "2" }))
+      yield* events.publish(Invalidated.make({ id: "b" }))
+      yield* events.publish(DataWritten.make({ id: "c", seq: 10 }))
+      expect(yield* keys).toEqual(["c"])
+    }).pipe(Effect.provide(live)))
+
+  it.scoped("drops every manager on Invalidated(null) and on Resync", () =>
+    Effect.gen(function* () {
+      const events = yield* StoreEvents
+      yield* loadAll
+      yield* events.publish(Invalidated.make({ id: null }))
+      expect(yield* keys).toEqual([])
+      yield* loadAll
+      yield* events.publish(Resync.make({}))
+      expect(yield* keys).toEqual([])
+    }).pipe(Effect.provide(live)))
 })

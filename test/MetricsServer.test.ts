@@ -3,7 +3,7 @@ import { Effect, Layer } from "effect"
 import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
 import { MetricsServer, MetricsServerLive } from "../src/layers/MetricsServerLive.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
-import { legacyBackend } from "../src/layers/backends.js"
+import { promiseBackend } from "../src/layers/backends.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { corpus } from "./support/corpus.js"
@@ -32,10 +32,10 @@ describe("the metrics endpoint", () => {
         "pantheon_cache_size",
         "pantheon_cache_load_duration_ms_bucket",
         "pantheon_compile_total",
-        "pantheon_compile_duration_ms_count",
-        "pantheon_embed_cache_misses_total"
+        "pantheon_compile_duration_ms_count"
       ]) expect(metrics.body, name).toMatch(new RegExp(`^${name}\\{`, "m"))
       expect(metrics.body).toMatch(/pantheon_cache_hits_total\{[^}]*cache="managers"[^}]*\} [1-9]/)
+      expect(metrics.body).toMatch(/pantheon_cache_misses_total\{[^}]*cache="embeddings"[^}]*\} [1-9]/)
       const health = yield* get(`${url}/healthz`)
       expect(health.status).toBe(200)
       expect(JSON.parse(health.body)).toMatchObject({ status: "ok", store: { reachable: true, sources: 1 }, cache: { size: 1 } })
@@ -56,7 +56,7 @@ describe("the metrics endpoint", () => {
       Effect.provide(
         MetricsServerLive({ port: 0 }).pipe(
           Layer.provideMerge(PersistenceAdapterLive({ cache: {} })),
-          Layer.provide(legacyBackend(() => Promise.reject(new Error("store is down"))))
+          Layer.provideMerge(promiseBackend(() => Promise.reject(new Error("store is down"))))
         )
       )
     ), 30_000)

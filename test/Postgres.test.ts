@@ -9,10 +9,11 @@ import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { PostgresStoreLive } from "../src/layers/PostgresStoreLive.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
-import { layerFeatureHashing } from "../src/services/Embedder.js"
+import { Invalidated } from "../src/domain/events.js"
+import { Embedder } from "../src/embedding/Embedder.js"
 import { ManagerCache } from "../src/services/ManagerCache.js"
+import { StoreEvents } from "../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
-import { ChangeBus } from "../src/stores/sql/ChangeBus.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { corpus } from "./support/corpus.js"
 import { connectionsOf, freshSchema, makeProxy, reachable } from "./support/postgres.js"
@@ -36,7 +37,7 @@ const instance = (options: { url?: string; maxConnections?: number; applicationN
         maxConnections: options.maxConnections ?? 5,
         applicationName: options.applicationName ?? "pantheon-test",
         connectTimeout: "2 seconds",
-        embedder: layerFeatureHashing({ dimensions: 256 })
+        embedder: Embedder.layerFeatureHashing({ dimensions: 256 })
       })
     )
   )
@@ -132,10 +133,10 @@ describe.skipIf(!up)("PostgresStoreLive", () => {
 
       // An explicit invalidate on A, one id and then all.
       await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.get("shared")))
-      await a.runPromise(Effect.flatMap(ManagerCache, (c) => c.invalidate("shared")))
+      await a.runPromise(Effect.flatMap(StoreEvents, (events) => events.publish(Invalidated.make({ id: "shared" }))))
       expect(await until(async () => !(await keysOfB()).includes("shared"))).toBe(true)
       await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.get("shared")))
-      await a.runPromise(Effect.flatMap(ManagerCache, (c) => c.invalidateAll))
+      await a.runPromise(Effect.flatMap(StoreEvents, (events) => events.publish(Invalidated.make({ id: null }))))
       expect(await until(async () => (await keysOfB()).length === 0)).toBe(true)
 
       // A write on A retires B's cached query results at once.
@@ -161,20 +162,21 @@ describe.skipIf(!up)("PostgresStoreLive", () => {
       await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.get("before")))
 
       await proxy.cut()
-      // A manager not cached yet: StoreUnavailable, within loadTimeout (2 s) and not a hang.
+      // A load that has to read the catalog again: a typed failure within loadTimeout (2 s), not a hang.
+      await b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.invalidateCatalog))
       const started = Date.now()
       const loadError = await b.runPromise(Effect.flip(Effect.flatMap(StoreManagerRegistry, (r) => r.load("other"))))
       expect(Date.now() - started).toBeLessThan(4000)
-      expect(loadError._tag).toBe("StoreUnavailable")
+      expect(loadError._tag).toBe("CatalogUnavailable")
       // A cached manager: its queries fail with a typed error.
       const queryError = await b.runPromise(Effect.flip(Effect.flatMap(ManagerCache, (c) => Effect.flatMap(c.get("before"), (m) => m.getMostRecent(1)))))
       expect(queryError._tag).toBe("StoreQueryError")
-      expect(await until(async () => !(await b.runPromise(Effect.flatMap(ChangeBus, (bus) => bus.connected))))).toBe(true)
+      expect(await until(async () => !(await b.runPromise(Effect.flatMap(StoreEvents, (events) => events.connected))))).toBe(true)
 
       // While B is cut off, A registers a source: B must not miss it.
       await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("during")))
       await proxy.restore()
-      expect(await until(() => b.runPromise(Effect.flatMap(ChangeBus, (bus) => bus.connected)), 15_000)).toBe(true)
+      expect(await until(() => b.runPromise(Effect.flatMap(StoreEvents, (events) => events.connected)), 15_000)).toBe(true)
       const catalog = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.catalog))
       expect(await until(async () => (await catalog()).some((d) => d.id === "during"))).toBe(true)
       expect(await b.runPromise(Effect.flatMap(ManagerCache, (c) => Effect.flatMap(c.get("before"), (m) => m.getMostRecent(1))))).toEqual([])

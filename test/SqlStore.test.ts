@@ -3,8 +3,9 @@ import { Context, Effect, Either, Layer, Stream, TestClock } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { layerFeatureHashing } from "../src/services/Embedder.js"
-import * as Pglite from "../src/stores/sql/PgliteClient.js"
+import { Embedder } from "../src/embedding/Embedder.js"
+import { StoreEvents } from "../src/services/StoreEvents.js"
+import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
 import * as Sql from "../src/stores/sql/SqlStore.js"
 import type { StoreEntry } from "../src/domain/schemas.js"
 import { corpus } from "./support/corpus.js"
@@ -14,8 +15,8 @@ import { corpus } from "./support/corpus.js"
 class ArrayStore extends Context.Tag("test/ArrayStore")<ArrayStore, Sql.SqlStoreShape>() {}
 
 /** One PGlite for the whole file (it takes ~2 s to start); tests use their own source ids. */
-const Stores = Layer.mergeAll(Sql.layer({ vectorMode: "auto" }), Layer.scoped(ArrayStore, Sql.make({ vectorMode: "array" }))).pipe(
-  Layer.provideMerge(Layer.merge(Pglite.layer({ dataDir: "memory://" }), layerFeatureHashing({ dimensions: 256 })))
+const Stores = Layer.mergeAll(Sql.SqlStore.layer({ vectorMode: "auto" }), Layer.scoped(ArrayStore, Sql.make({ vectorMode: "array" }))).pipe(
+  Layer.provideMerge(Layer.mergeAll(PgliteClient.layer({ dataDir: "memory://" }), Embedder.layerFeatureHashing({ dimensions: 256 }), StoreEvents.layerLocal))
 )
 
 const texts = (entries: ReadonlyArray<StoreEntry>) => entries.map((e) => e.text)
@@ -109,7 +110,7 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
   it.effect("refuses hostile source ids before any SQL is built", () =>
     Effect.gen(function* () {
       const store = yield* Sql.SqlStore
-      for (const id of ["x'; DROP TABLE pantheon_sources; --", 'a"b', "a b", "1abc", "ünïcode", "a".repeat(49), "", "chat;"]) {
+      for (const id of ["x'; DROP TABLE pantheon_sources; --", 'a"b', "a b", "1abc", "ünïcode", "a".repeat(129), "", "chat;"]) {
         const registered = yield* Effect.either(store.registerSource(id))
         expect(Either.isLeft(registered) && registered.left._tag).toBe("InvalidSourceId")
         const opened = yield* Effect.either(store.open(id))
@@ -151,12 +152,12 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
   it.effect("lists registered sources as the catalog and publishes registrations and removals", () =>
     Effect.gen(function* () {
       const store = yield* Sql.SqlStore
-      const seen = yield* Effect.fork(Stream.runCollect(Stream.take(yield* store.subscribe, 3)))
+      const seen = yield* Effect.fork(Stream.runCollect(Stream.take(yield* (yield* StoreEvents).stream, 3)))
       yield* store.registerSource("cat_a", { label: "A" })
       yield* store.registerSource("cat_a", { label: "A2" })
       yield* store.removeSource("cat_a")
       const changes = [...(yield* seen.await.pipe(Effect.flatten))]
-      expect(changes.map((c) => c._tag)).toEqual(["Added", "Changed", "Removed"])
+      expect(changes.map((c) => c._tag)).toEqual(["SourceAdded", "SourceChanged", "SourceRemoved"])
       expect((yield* store.catalog).some((d) => d.id === "cat_a")).toBe(false)
       const unregistered = yield* Effect.either(store.open("cat_a"))
       expect(Either.isLeft(unregistered) && unregistered.left).toMatchObject({ _tag: "StoreUnavailable", id: "cat_a" })
@@ -168,8 +169,8 @@ describe("data directory", () => {
     Effect.gen(function* () {
       const dir = mkdtempSync(join(tmpdir(), "pantheon-shared-"))
       try {
-        const [first, second] = yield* Effect.all([Pglite.PgliteClient, Pglite.PgliteClient.pipe(Effect.provide(Pglite.layer({ dataDir: dir })))]).pipe(
-          Effect.provide(Pglite.layer({ dataDir: dir }))
+        const [first, second] = yield* Effect.all([PgliteClient, PgliteClient.pipe(Effect.provide(PgliteClient.layer({ dataDir: dir })))]).pipe(
+          Effect.provide(PgliteClient.layer({ dataDir: dir }))
         )
         expect(second.pglite).toBe(first.pglite)
         expect(first.pglite.closed).toBe(true)
@@ -182,7 +183,7 @@ describe("data directory", () => {
     Effect.gen(function* () {
       const dir = mkdtempSync(join(tmpdir(), "pantheon-"))
       const store = (dataDir: string) =>
-        Sql.layer().pipe(Layer.provideMerge(Layer.merge(Pglite.layer({ dataDir }), layerFeatureHashing())))
+        Sql.SqlStore.layer().pipe(Layer.provideMerge(Layer.mergeAll(PgliteClient.layer({ dataDir }), Embedder.layerFeatureHashing(), StoreEvents.layerLocal)))
       try {
         yield* Effect.gen(function* () {
           const s = yield* Sql.SqlStore

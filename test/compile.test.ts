@@ -169,6 +169,15 @@ describe("toMessage", () => {
     expect(errors).toEqual(["resolveName", "resolveRole"])
   })
 
+  it("gives an entry whose role is set to something that is not a role the user role (spec step 11)", () => {
+    // The default resolver returns meta.role when it is set; "admin" is not a role, and neither is it
+    // valid as meta.role, and the entry is not the assistant's: "user" (it used to be "system").
+    expect(toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { displayName: "Ann", role: "admin" })), defaultResolvers).role).toBe("user")
+    const invalid = { ...defaultResolvers, resolveRole: () => "moderator" }
+    expect(toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { displayName: "Ann" })), invalid).role).toBe("user")
+    expect(toMessage(one(entry("hi", "2024-01-01T00:00:00Z", { displayName: "Ann", role: "assistant" })), invalid).role).toBe("assistant")
+  })
+
   it("uses the caller's formatTime and trims resolved names", () => {
     const resolvers = { ...defaultResolvers, formatTime: (ms: number) => `t=${ms}`, resolveName: () => "  Ann  " }
     expect(toMessage(one({ text: "x", timestamp: 5, metadata: {} }), resolvers).content).toBe("Ann said (t=5): x")

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Exit, Layer } from "effect"
-import { CacheSettings, decodeCacheConfig, defaultCacheConfig } from "../src/domain/config.js"
+import { decodeCacheConfig, defaultCacheConfig } from "../src/domain/config.js"
+import { CacheSettings } from "../src/services/CacheSettings.js"
 
 const refused = (input: unknown) => {
   const result = decodeCacheConfig(input)
@@ -55,7 +56,7 @@ describe("CacheConfig", () => {
   it.effect("reads PANTHEON_* environment variables through effect/Config", () =>
     Effect.gen(function* () {
       const provider = ConfigProvider.fromMap(new Map([["PANTHEON_CACHE_TTL", "2 minutes"], ["PANTHEON_CACHE_CAPACITY", "12"]]))
-      const config = yield* Effect.provide(CacheSettings, CacheSettings.fromEnv.pipe(Layer.provide(Layer.setConfigProvider(provider))))
+      const config = yield* Effect.provide(CacheSettings, CacheSettings.layerFromEnv.pipe(Layer.provide(Layer.setConfigProvider(provider))))
       expect(Duration.toMillis(config.ttl)).toBe(120_000)
       expect(config.capacity).toBe(12)
     }))
@@ -63,7 +64,7 @@ describe("CacheConfig", () => {
   it.effect("fails the layer on an invalid environment value, naming the variable", () =>
     Effect.gen(function* () {
       const provider = ConfigProvider.fromMap(new Map([["PANTHEON_CACHE_TTL", "soon"]]))
-      const exit = yield* Effect.exit(Effect.provide(CacheSettings, CacheSettings.fromEnv.pipe(Layer.provide(Layer.setConfigProvider(provider)))))
+      const exit = yield* Effect.exit(Effect.provide(CacheSettings, CacheSettings.layerFromEnv.pipe(Layer.provide(Layer.setConfigProvider(provider)))))
       expect(Exit.isFailure(exit)).toBe(true)
       expect(String(Exit.isFailure(exit) && exit.cause)).toContain("PANTHEON_CACHE_TTL")
     }))

@@ -6,7 +6,7 @@
 import { assemble, buildSeeds, combine, defaultResolvers, normalizeRequest } from "../../src/domain/compile.js"
 import type { Message, StoreEntry } from "../../src/domain/schemas.js"
 import { Either } from "effect"
-import type { DualStoreManagerLike } from "../../src/stores/legacy.js"
+import type { DualStoreManagerLike } from "../../src/stores/promise.js"
 
 type GetManagers = () => Promise<ReadonlyArray<DualStoreManagerLike>>
 

@@ -20,8 +20,13 @@ export interface Resolvers {
   readonly assistantName: string
 }
 
-export const defaultResolveRole = (meta: Metadata): Role => {
-  if (isRole(meta.role)) return meta.role
+/**
+ * The reference's role resolver: `meta.role` whenever it is set, even to something that is not a
+ * role (the message then falls back to the entry's own role rules, ending as "user"); else from
+ * `meta.type`; else "system".
+ */
+export const defaultResolveRole = (meta: Metadata): unknown => {
+  if (meta.role) return meta.role
   if (meta.type === "user") return "user"
   if (meta.type === "assistant") return "assistant"
   return "system"

@@ -1,4 +1,4 @@
-import { Config, ConfigError, Context, Duration, Either, Layer, Option, ParseResult, Schema } from "effect"
+import { Config, ConfigError, Duration, Either, Option, ParseResult, Schema } from "effect"
 import { InvalidConfig } from "./errors.js"
 
 /**
@@ -7,16 +7,51 @@ import { InvalidConfig } from "./errors.js"
  */
 export type DurationLike = number | string | Duration.Duration
 
-/** What callers pass: every field optional; `maxSize` is the seed-era name of `capacity`. */
+/**
+ * What callers pass: every field optional. Each field's meaning, unit, default and trade-off is
+ * below, and the same text (from `fields`) is the README's configuration table.
+ */
 export interface CacheConfigInput {
+  /**
+   * How long a loaded catalog and a loaded store manager are served before they are reloaded.
+   * Milliseconds or a duration string; default 60 seconds. Longer: fewer loads, later pick-up of
+   * changes that are not broadcast.
+   */
   readonly ttl?: DurationLike
+  /**
+   * Most store managers held at once (entries); default 64. Past it, W-TinyLFU picks the victim: a
+   * rarely used source is not let in at the price of a popular one.
+   */
   readonly capacity?: number
+  /** The seed-era name of `capacity` (entries); give one or the other. */
   readonly maxSize?: number
+  /**
+   * How long a failed load is remembered, so callers get the failure at once instead of hammering
+   * a store that is down. Milliseconds or a duration string; default 1 second; 0: every caller retries.
+   */
   readonly failureTtl?: DurationLike
+  /**
+   * Fraction of `ttl` after which an access reloads the manager in the background while callers
+   * keep the current one. A number in (0, 1]; default 0.8; 1 turns refresh-ahead off.
+   */
   readonly refreshAhead?: number
+  /**
+   * After `ttl`, how long the last good manager may still be served while reloading it fails (as
+   * HTTP's stale-if-error). Milliseconds or a duration string; default 5 minutes; 0: never serve
+   * stale. Expired entries stay in memory this long.
+   */
   readonly staleIfError?: DurationLike
+  /**
+   * How often a background fiber removes entries that can no longer be served, so memory does not
+   * wait for an access. Milliseconds or a duration string; default 15 seconds.
+   */
   readonly sweepInterval?: DurationLike
+  /**
+   * Longest a catalog read or a manager load may take before it fails with `CatalogUnavailable` /
+   * `StoreUnavailable`. Milliseconds or a duration string; default 30 seconds.
+   */
   readonly loadTimeout?: DurationLike
+  /** Most manager loads running at once, across all compiles (entries); default 8. */
   readonly loadConcurrency?: number
 }
 
@@ -122,7 +157,7 @@ export const fields = {
     schema: positiveInt,
     default: 8,
     env: "PANTHEON_LOAD_CONCURRENCY",
-    doc: "Most manager loads run in parallel for one compile (`loadMany`)."
+    doc: "Most manager loads running at once, across all compiles. More: a cold start opens more sources in parallel; fewer: less load on a store that is slow to open."
   }
 } as const
 
@@ -200,12 +235,3 @@ export const cacheConfigFromEnv: Config.Config<CacheConfig> = Config.all(
     )
   })
 )
-
-/** The cache configuration in the context: built from explicit input, or from the environment. */
-export class CacheSettings extends Context.Tag("pantheon-persistence/CacheSettings")<CacheSettings, CacheConfig>() {
-  /** From explicit input; invalid input fails the layer with `InvalidConfig` naming the field. */
-  static layer = (input: CacheConfigInput | CacheConfig = {}): Layer.Layer<CacheSettings, InvalidConfig> =>
-    Layer.effect(CacheSettings, decodeCacheConfig(input))
-  /** From `PANTHEON_*` environment variables (through `effect/Config`). */
-  static fromEnv: Layer.Layer<CacheSettings, ConfigError.ConfigError> = Layer.effect(CacheSettings, cacheConfigFromEnv)
-}

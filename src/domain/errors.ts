@@ -107,8 +107,18 @@ export const show = (value: unknown): string => {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text
 }
 
-export const errorReason = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : show(cause)
+/**
+ * A cause as one line for a message. A wrapper's own message often hides the useful part (an
+ * `SqlError` says "Failed to execute statement"): the message of what it wraps is appended.
+ */
+export const errorReason = (cause: unknown): string => {
+  if (typeof cause === "string") return cause
+  if (cause === null || typeof cause !== "object" || !("message" in cause)) return show(cause)
+  const message = String(cause.message)
+  const inner = "cause" in cause ? cause.cause : undefined
+  const detail = inner !== null && typeof inner === "object" && "message" in inner ? String(inner.message) : undefined
+  return detail !== undefined && detail !== "" && !message.includes(detail) ? `${message}: ${detail}` : message
+}
 
 /** Texts could not be embedded (the embedding service is down or answered nonsense). */
 export class EmbedError extends Data.TaggedError("EmbedError")<{
@@ -129,5 +139,22 @@ export class InvalidFilter extends Data.TaggedError("InvalidFilter")<{
 }> {
   override get message() {
     return `Invalid filter on ${JSON.stringify(this.field)}: ${this.reason} (got ${show(this.value)})`
+  }
+}
+
+/** The Promise adapter was disposed: it runs nothing more. */
+export class AdapterDisposed extends Data.TaggedError("AdapterDisposed")<{}> {
+  override get message() {
+    return "pantheon-persistence: this adapter has been disposed"
+  }
+}
+
+/** A failure nobody expected (a defect, a bug): kept whole in `cause`, so it is never lost. */
+export class UnexpectedError extends Data.TaggedError("UnexpectedError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `${this.operation} failed unexpectedly: ${errorReason(this.cause)}`
   }
 }

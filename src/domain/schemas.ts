@@ -65,19 +65,18 @@ export const NewEntry = Schema.Struct({
 })
 export type NewEntry = typeof NewEntry.Encoded
 
-/** One source in the catalog. `fingerprint` changes when the source is re-pointed or reconfigured. */
-export const StoreDescriptor = Schema.Struct({
-  id: Schema.String,
-  label: Schema.optional(Schema.String),
-  fingerprint: Schema.optional(Schema.String)
-})
-export type StoreDescriptor = typeof StoreDescriptor.Type
+/**
+ * One store manager in the catalog. `id` is the source id it serves (what `ContextSource.id`
+ * matches); `key` tells apart several managers that serve one id (the reference queries each of
+ * them), and defaults to `id`. `fingerprint` changes when the source is re-pointed or reconfigured.
+ * Backends may add fields of their own (the SQL store: where the entries live).
+ */
+export interface StoreDescriptor {
+  readonly id: string
+  readonly key?: string
+  readonly label?: string
+  readonly fingerprint?: string
+}
 
-/** A change found when the catalog is re-read, or broadcast by the backend. */
-export type CatalogChange =
-  | { readonly _tag: "Added"; readonly id: string; readonly descriptor: StoreDescriptor }
-  | { readonly _tag: "Removed"; readonly id: string }
-  | { readonly _tag: "Changed"; readonly id: string; readonly descriptor: StoreDescriptor }
-  | { readonly _tag: "Invalidated"; readonly id: string | null }
-  /** The backend may have missed changes (a lost notification channel): re-read everything. */
-  | { readonly _tag: "Resync" }
+/** The key of a descriptor's manager in the manager cache. */
+export const managerKey = (descriptor: StoreDescriptor): string => descriptor.key ?? descriptor.id

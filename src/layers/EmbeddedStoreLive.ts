@@ -2,10 +2,11 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Config, type ConfigError, Effect, Layer } from "effect"
 import type { EmbedError } from "../domain/errors.js"
-import { type Embedder, layerFeatureHashing, layerFromEnv } from "../services/Embedder.js"
+import { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
-import * as Pglite from "../stores/sql/PgliteClient.js"
-import * as Sql from "../stores/sql/SqlStore.js"
+import { StoreEvents } from "../services/StoreEvents.js"
+import { PgliteClient } from "../stores/sql/PgliteClient.js"
+import { SqlStore, type SqlStoreOptions } from "../stores/sql/SqlStore.js"
 
 export interface EmbeddedStoreOptions {
   /** Where the data lives: a directory, or "memory://". Default: env `PANTHEON_DATA_DIR`, else `./.pantheon/data`. */
@@ -14,31 +15,37 @@ export interface EmbeddedStoreOptions {
   readonly dimensions?: number
   /** Bytes the embedding cache may hold (default 32 MiB). */
   readonly embedCacheBytes?: number
-  readonly vectorMode?: Sql.SqlStoreOptions["vectorMode"]
-  /** Another embedder (e.g. `layerOllama`); default: from the environment (`layerFromEnv`), or feature hashing with `dimensions`. */
-  readonly embedder?: Layer.Layer<Embedder, EmbedError>
+  readonly vectorMode?: SqlStoreOptions["vectorMode"]
+  /** The SQL store's query-result cache (default on; `false` turns it off). */
+  readonly resultCache?: SqlStoreOptions["resultCache"]
+  /** Another embedder (e.g. `Embedder.layerOllama`); default: from the environment, or feature hashing with `dimensions`. */
+  readonly embedder?: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError>
 }
 
 export const dataDirConfig = Config.string("PANTHEON_DATA_DIR").pipe(Config.withDefault("./.pantheon/data"))
 
 /**
  * The embedded backend (the default, no server): PGlite with pgvector on a data directory or in
- * memory, one instance shared by every manager. Provides the `StoreBackend` and the `SqlStore`
- * (`registerSource`, `removeSource`), and the `Embedder` and SQL client underneath.
+ * memory, one instance shared by every manager, events within this process. Provides the
+ * `StoreBackend`, `StoreEvents` and the `SqlStore` (`registerSource`, `removeSource`), and the
+ * `Embedder` and SQL client underneath.
  */
 export const EmbeddedStoreLive = (
   options: EmbeddedStoreOptions = {}
-): Layer.Layer<StoreBackend | Sql.SqlStore | Embedder | SqlClient | Pglite.PgliteClient, SqlError | ConfigError.ConfigError | EmbedError> => {
+): Layer.Layer<
+  StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient | PgliteClient,
+  SqlError | ConfigError.ConfigError | EmbedError
+> => {
   const client = Layer.unwrapEffect(
-    Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => Pglite.layer({ dataDir }))
+    Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => PgliteClient.layer({ dataDir }))
   )
   const embedder =
     options.embedder ??
     (options.dimensions !== undefined || options.embedCacheBytes !== undefined
-      ? layerFeatureHashing({ dimensions: options.dimensions ?? 256, cacheBytes: options.embedCacheBytes })
-      : layerFromEnv)
-  return Sql.backendLayer.pipe(
-    Layer.provideMerge(Sql.layer({ vectorMode: options.vectorMode ?? "auto" })),
-    Layer.provideMerge(Layer.merge(client, embedder))
+      ? Embedder.layerFeatureHashing({ dimensions: options.dimensions ?? 256, cacheBytes: options.embedCacheBytes })
+      : Embedder.layerFromEnv)
+  return SqlStore.backend.pipe(
+    Layer.provideMerge(SqlStore.layer({ vectorMode: options.vectorMode ?? "auto", ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }) })),
+    Layer.provideMerge(Layer.mergeAll(client, embedder, StoreEvents.layerLocal))
   )
 }

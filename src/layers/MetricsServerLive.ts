@@ -1,16 +1,18 @@
 /**
  * An HTTP endpoint for monitoring: `/metrics` serves every Effect metric of the process in
  * Prometheus text format (through `@effect/opentelemetry` and OpenTelemetry's Prometheus exporter),
- * `/healthz` reports whether the store answers and what the manager cache holds.
+ * `/healthz` the health report (`health.ts`): 200 when healthy, 503 otherwise.
  */
-import { Metrics, Resource } from "@effect/opentelemetry"
+import * as Metrics from "@effect/opentelemetry/Metrics"
+import * as Resource from "@effect/opentelemetry/Resource"
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus"
-import { Context, Effect, Either, Layer, Option, Runtime } from "effect"
+import { Context, Effect, Layer, Runtime } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { ManagerCache } from "../services/ManagerCache.js"
-import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
-import { ChangeBus } from "../stores/sql/ChangeBus.js"
+import type { ManagerCache } from "../services/ManagerCache.js"
+import type { StoreEvents } from "../services/StoreEvents.js"
+import type { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
+import { health } from "./health.js"
 
 export interface MetricsServerOptions {
   /** 0 picks a free port (see `MetricsServer.port`). */
@@ -21,29 +23,14 @@ export interface MetricsServerOptions {
 
 export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServer")<MetricsServer, { readonly port: number; readonly url: string }>() {}
 
-/** The health report: 200 when the catalog can be read, 503 otherwise. */
-export const health = Effect.gen(function* () {
-  const registry = yield* StoreManagerRegistry
-  const cache = yield* ManagerCache
-  const bus = yield* Effect.serviceOption(ChangeBus)
-  const catalog = yield* Effect.either(Effect.timeout(registry.catalog, "2 seconds"))
-  const listener = Option.isSome(bus) ? yield* bus.value.connected : true
-  const ok = Either.isRight(catalog) && listener
-  return {
-    status: ok ? ("ok" as const) : ("degraded" as const),
-    store: Either.isRight(catalog) ? { reachable: true, sources: catalog.right.length, listener } : { reachable: false, error: catalog.left.message, listener },
-    cache: yield* cache.stats
-  }
-})
-
-export const MetricsServerLive = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache> =>
+export const MetricsServerLive = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache | StoreEvents> =>
   Layer.unwrapEffect(
     Effect.sync(() => {
       const exporter = new PrometheusExporter({ preventServerStart: true })
       const server = Layer.scoped(
         MetricsServer,
         Effect.gen(function* () {
-          const runtime = yield* Effect.runtime<StoreManagerRegistry | ManagerCache>()
+          const runtime = yield* Effect.runtime<StoreManagerRegistry | ManagerCache | StoreEvents>()
           const http = createServer((req, res) => {
             const path = (req.url ?? "/").split("?")[0]
             if (req.method === "GET" && path === "/metrics") return exporter.getMetricsRequestHandler(req, res)

@@ -1,9 +1,11 @@
 import { type ConfigError, Layer } from "effect"
-import { CacheSettings, type CacheConfigInput } from "../domain/config.js"
+import type { CacheConfigInput } from "../domain/config.js"
 import type { InvalidConfig } from "../domain/errors.js"
+import { CacheSettings } from "../services/CacheSettings.js"
 import { type CompilerOptions, ContextCompiler } from "../services/ContextCompiler.js"
 import { ManagerCache } from "../services/ManagerCache.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
+import type { StoreEvents } from "../services/StoreEvents.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 
 export interface PersistenceAdapterOptions {
@@ -14,15 +16,16 @@ export interface PersistenceAdapterOptions {
 }
 
 const settings = (cache: CacheConfigInput | undefined): Layer.Layer<CacheSettings, InvalidConfig | ConfigError.ConfigError> =>
-  cache === undefined ? CacheSettings.fromEnv : CacheSettings.layer(cache)
+  cache === undefined ? CacheSettings.layerFromEnv : CacheSettings.layer(cache)
 
 /**
- * `ContextCompiler`, `ManagerCache` and `StoreManagerRegistry` over a backend (`StoreBackend`):
- * provide one of the backend layers (embedded, Postgres, `legacyBackend`, `managersBackend`).
+ * `ContextCompiler`, `ManagerCache` and `StoreManagerRegistry` over a backend: provide one of the
+ * backend layers (`EmbeddedStoreLive`, `PostgresStoreLive`, `StoreLive`, `promiseBackend`,
+ * `managersBackend`), each of which provides `StoreBackend` and `StoreEvents`.
  */
 export const PersistenceAdapterLive = (
   options: PersistenceAdapterOptions = {}
-): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | CacheSettings, InvalidConfig | ConfigError.ConfigError, StoreBackend> =>
+): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | CacheSettings, InvalidConfig | ConfigError.ConfigError, StoreBackend | StoreEvents> =>
   ContextCompiler.layer(options.compiler).pipe(
     Layer.provideMerge(ManagerCache.layer),
     Layer.provideMerge(StoreManagerRegistry.layer),

@@ -1,14 +1,14 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { Config, type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, type ConfigError, Duration, Layer, type Option, Redacted } from "effect"
 import type { EmbedError } from "../domain/errors.js"
 import { InvalidConfig } from "../domain/errors.js"
-import { type Embedder, layerFromEnv } from "../services/Embedder.js"
+import { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
-import { ChangeBus, layerPg } from "../stores/sql/ChangeBus.js"
-import * as Sql from "../stores/sql/SqlStore.js"
-import { EmbeddedStoreLive } from "./EmbeddedStoreLive.js"
+import type { StoreEvents } from "../services/StoreEvents.js"
+import * as PgStoreEvents from "../stores/sql/PgStoreEvents.js"
+import { SqlStore, type SqlStoreOptions } from "../stores/sql/SqlStore.js"
 
 export interface PostgresStoreOptions {
   /** e.g. postgres://user@127.0.0.1:5432/db */
@@ -24,19 +24,21 @@ export interface PostgresStoreOptions {
   readonly applicationName?: string
   /** Longest wait for a connection (default 5 s): a database that is down fails loads, it does not hang them. */
   readonly connectTimeout?: Duration.DurationInput
-  readonly vectorMode?: Sql.SqlStoreOptions["vectorMode"]
+  readonly vectorMode?: SqlStoreOptions["vectorMode"]
+  /** The SQL store's query-result cache (default on; `false` turns it off). */
+  readonly resultCache?: SqlStoreOptions["resultCache"]
   /** Default: from the environment (feature hashing, or Ollama when `PANTHEON_OLLAMA_URL` is set). */
   readonly embedder?: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError>
 }
 
 /**
  * The PostgreSQL server backend (`@effect/sql-pg`): one pool shared by every manager, the catalog in
- * the `pantheon_sources` table, and changes and invalidations broadcast to every instance on the
- * database with LISTEN/NOTIFY. Without pgvector, vectors are `real[]` and search is exact cosine.
+ * the `pantheon_sources` table, and every change published to every instance on the database with
+ * LISTEN/NOTIFY (`PgStoreEvents`). Without pgvector, vectors are `real[]` and search is exact cosine.
  */
 export const PostgresStoreLive = (
   options: PostgresStoreOptions
-): Layer.Layer<StoreBackend | Sql.SqlStore | Embedder | SqlClient | ChangeBus, SqlError | InvalidConfig | EmbedError | ConfigError.ConfigError> => {
+): Layer.Layer<StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient, SqlError | InvalidConfig | EmbedError | ConfigError.ConfigError> => {
   const max = options.maxConnections ?? 10
   if (!Number.isInteger(max) || max < 2) {
     return Layer.fail(new InvalidConfig({ field: "maxConnections", value: max, reason: "must be a whole number of at least 2 (one listens, the rest are the pool)" }))
@@ -50,11 +52,11 @@ export const PostgresStoreLive = (
     connectTimeout: options.connectTimeout ?? Duration.seconds(5),
     idleTimeout: Duration.seconds(30)
   })
-  const bus = layerPg({ url, applicationName, ...(options.channel ? { channel: options.channel } : {}) })
-  return Sql.backendLayer.pipe(
-    Layer.provideMerge(Sql.layer({ vectorMode: options.vectorMode ?? "auto" })),
-    Layer.provideMerge(bus),
-    Layer.provideMerge(Layer.merge(client, options.embedder ?? layerFromEnv))
+  const events = PgStoreEvents.layer({ url, applicationName, ...(options.channel ? { channel: options.channel } : {}) })
+  return SqlStore.backend.pipe(
+    Layer.provideMerge(SqlStore.layer({ vectorMode: options.vectorMode ?? "auto", ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }) })),
+    Layer.provideMerge(events),
+    Layer.provideMerge(Layer.merge(client, options.embedder ?? Embedder.layerFromEnv))
   )
 }
 
@@ -68,17 +70,3 @@ export const postgresConfig = Config.all({
   maxConnections: Config.integer("PANTHEON_DB_MAX_CONNECTIONS").pipe(Config.withDefault(10)),
   channel: Config.string("PANTHEON_DB_CHANNEL").pipe(Config.withDefault("pantheon_changes"))
 })
-
-/**
- * The backend the environment asks for: PostgreSQL when `PANTHEON_DATABASE_URL` (or `DATABASE_URL`)
- * is set, otherwise the embedded store in `PANTHEON_DATA_DIR`. The command line uses this.
- */
-export const StoreLive = (embedded: { readonly dataDir?: string } = {}) =>
-  Layer.unwrapEffect(
-    Effect.gen(function* () {
-      const url = yield* databaseUrlConfig
-      if (Option.isNone(url)) return EmbeddedStoreLive(embedded).pipe(Layer.provideMerge(ChangeBus.local))
-      const pg = yield* postgresConfig
-      return PostgresStoreLive({ url: url.value, maxConnections: pg.maxConnections, channel: pg.channel })
-    })
-  )

@@ -15,6 +15,7 @@ import {
 import { type CompileError, type LoadError, SourceFailed, StoreQueryError } from "../domain/errors.js"
 import type { ContextSource, Message, NormalizedRequest, StoreEntry, Where } from "../domain/schemas.js"
 import * as M from "../metrics.js"
+import { managerKey } from "../domain/schemas.js"
 import { ManagerCache } from "./ManagerCache.js"
 import type { StoreManager } from "./StoreManager.js"
 import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
@@ -78,12 +79,11 @@ export const make = (options: CompilerOptions = {}) =>
       skipped: Set<string>,
       { source }: Matched,
       operation: string,
-      run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>,
-      where: Where | undefined
+      run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>
     ): Effect.Effect<ReadonlyArray<StoreEntry>, SourceFailed> =>
       run.pipe(
-        // The filter is applied to what comes back too, so it holds for stores that ignore it.
-        Effect.map((entries) => (where === undefined ? entries : entries.filter((e) => matchesWhere(e, where)))),
+        // The source's filter is applied to what comes back too, so it holds for stores that ignore it.
+        Effect.map((entries) => (source.where === undefined ? entries : entries.filter((e) => matchesWhere(e, source.where)))),
         Effect.catchAllCause((cause) => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Cause.failureOption(cause)
@@ -101,23 +101,23 @@ export const make = (options: CompilerOptions = {}) =>
       const wanted = new Map<string, ContextSource>()
       for (const source of request.sources) if (!wanted.has(source.id)) wanted.set(source.id, source)
 
-      const catalog = yield* registry.catalog
-      // Matched ids in catalog order, each once.
-      const ids = [...new Set(catalog.filter((d) => wanted.has(d.id)).map((d) => d.id))]
-      yield* Effect.annotateCurrentSpan({ sources: request.sources.length, matched: ids.length })
-      if (ids.length === 0) return []
+      // The matched managers, in catalog order, each once (two managers serving one id both match).
+      const descriptors = (yield* registry.catalog).filter((d) => wanted.has(d.id))
+      yield* Effect.annotateCurrentSpan({ sources: request.sources.length, matched: descriptors.length })
+      if (descriptors.length === 0) return []
 
       const skipped = new Set<string>()
-      const loaded = yield* cache.getMany(ids)
+      const loaded = yield* cache.getMany(descriptors.map(managerKey))
       const matched: Array<Matched> = []
-      for (let i = 0; i < ids.length; i++) {
+      for (let i = 0; i < descriptors.length; i++) {
         const result = loaded[i]!
-        if (result._tag === "Right") matched.push({ source: wanted.get(ids[i]!)!, manager: result.right })
-        else yield* sourceFailed(request, skipped, ids[i]!, result.left)
+        const id = descriptors[i]!.id
+        if (result._tag === "Right") matched.push({ source: wanted.get(id)!, manager: result.right })
+        else yield* sourceFailed(request, skipped, id, result.left)
       }
 
       const recentBlocks = yield* forEachConcurrently(matched, (m) =>
-        query(request, skipped, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where), m.source.where)
+        query(request, skipped, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where))
       )
       const recent = recentBlocks.flat()
       const seeds = buildSeeds(request.texts, recent, request.queryLimit)
@@ -126,10 +126,11 @@ export const make = (options: CompilerOptions = {}) =>
       let images: Array<StoreEntry> = []
       if (seeds.length > 0) {
         const blocks = yield* forEachConcurrently(matched, (m) => {
+          // The image query's own `type` is the store's to match (case-insensitively): only the source's filter is re-applied.
           const imageWhere: Where = { ...m.source.where, type: "image" }
           return allConcurrently([
-            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where), m.source.where),
-            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere), imageWhere)
+            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where)),
+            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere))
           ])
         })
         relevant = blocks.flatMap(([text]) => text!)

@@ -1,174 +1,133 @@
 /**
- * StoreManagerRegistry: which sources exist (the catalog) and how to open one (`load`).
+ * StoreManagerRegistry: the registry of sources (the catalog a backend lists) and how to open the
+ * store manager of one. It opens; `ManagerCache` keeps what it opened.
  *
- * - `catalog` is cached with `Cache.makeWith` for `ttl` (a failed read for `failureTtl`); concurrent
- *   readers share one read, and a reader that is interrupted never fails the others (the read runs in
- *   a fiber owned by the registry).
- * - Each read is compared with the previous one; the differences (added, removed, changed
- *   descriptors) go to `changes` and to the `watch` handlers, which run before the read returns, so a
- *   compile that sees a new catalog never gets a manager of the old one.
- * - `load(id)` opens a manager; it is uncached here: `ManagerCache` caches it.
+ * - `catalog` is one entry of the cache engine: served for `ttl` (a failed read for `failureTtl`);
+ *   concurrent readers share one read, an interrupted reader never fails the others, and memory
+ *   stays flat over any number of reloads.
+ * - Each read is compared with the previous one; the differences are published as `StoreEvents`
+ *   (this instance only) before the read returns, so a compile that sees a new catalog never gets a
+ *   manager of the old one (the manager cache drops changed and removed sources on those events).
+ * - An event saying the catalog changed elsewhere (a registration on another instance, a resync)
+ *   drops the cached catalog, unless the latest read already shows the change.
+ * - `load(key)` opens the manager of a source of the catalog, within `loadTimeout`; uncached here.
  */
-import { Cache, Context, Duration, Effect, Exit, Fiber, Layer, Metric, PubSub, Scope, Stream } from "effect"
-import { CacheSettings } from "../domain/config.js"
+import { Cause, Context, Duration, Effect, Exit, Layer } from "effect"
+import * as LoadingCache from "../cache/LoadingCache.js"
 import { CatalogUnavailable, type LoadError, StoreNotFound, StoreUnavailable } from "../domain/errors.js"
-import type { CatalogChange, StoreDescriptor } from "../domain/schemas.js"
-import * as M from "../metrics.js"
+import { SourceAdded, SourceChanged, SourceRemoved, type StoreEvent } from "../domain/events.js"
+import { managerKey, type StoreDescriptor } from "../domain/schemas.js"
+import { CacheSettings } from "./CacheSettings.js"
 import { StoreBackend } from "./StoreBackend.js"
 import type { StoreManager } from "./StoreManager.js"
+import { StoreEvents } from "./StoreEvents.js"
 
 export interface StoreManagerRegistryShape {
-  /** The descriptors of all sources, in catalog order (cached). */
+  /** The descriptors of all sources' managers, in catalog order (cached). */
   readonly catalog: Effect.Effect<ReadonlyArray<StoreDescriptor>, CatalogUnavailable>
-  /** Opens the manager for one source (uncached: the expensive call). */
-  readonly load: (id: string) => Effect.Effect<StoreManager, LoadError>
-  /** Opens several managers in parallel, at most `loadConcurrency` at a time. */
-  readonly loadMany: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<StoreManager>, LoadError>
-  /** Catalog changes as they are found (a re-read that differs, or a change the backend broadcasts). */
-  readonly changes: Stream.Stream<CatalogChange>
-  /** The same changes, subscribed now: nothing published after this returns is missed. */
-  readonly subscribe: Effect.Effect<Stream.Stream<CatalogChange>, never, Scope.Scope>
-  /** Runs `handler` on every change, before the catalog read that found it returns. */
-  readonly watch: (handler: (change: CatalogChange) => Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
+  /** Opens the manager with this key (`managerKey`) of the current catalog: uncached, the expensive call. */
+  readonly load: (key: string) => Effect.Effect<StoreManager, LoadError>
   /** Drops the cached catalog: the next read fetches it again. */
   readonly invalidateCatalog: Effect.Effect<void>
-  /** How many times the catalog was fetched from the backend. */
-  readonly catalogFetches: Effect.Effect<number>
-  /** Tells the other instances sharing the backend to drop a manager (`null`: all). */
-  readonly broadcastInvalidation: (id: string | null) => Effect.Effect<void>
+}
+
+/** One catalog read, indexed by manager key. */
+interface Catalog {
+  readonly descriptors: ReadonlyArray<StoreDescriptor>
+  readonly byKey: ReadonlyMap<string, StoreDescriptor>
 }
 
 const CATALOG = "catalog"
-const metrics = M.forCache("catalog")
 
-/** Differences between two catalog reads, in the order of the new one (removals last). */
-export const diffCatalogs = (
-  before: ReadonlyArray<StoreDescriptor> | undefined,
-  after: ReadonlyArray<StoreDescriptor>
-): Array<CatalogChange> => {
+/** The events that turn one catalog read into the next, in the order of the new one (removals last). */
+export const diffCatalogs = (before: Catalog | undefined, after: Catalog): Array<StoreEvent> => {
   if (before === undefined) return []
-  const old = new Map(before.map((d) => [d.id, d]))
-  const changes: Array<CatalogChange> = []
-  const seen = new Set<string>()
-  for (const d of after) {
-    seen.add(d.id)
-    const prev = old.get(d.id)
-    if (prev === undefined) changes.push({ _tag: "Added", id: d.id, descriptor: d })
-    else if (prev.fingerprint !== d.fingerprint) changes.push({ _tag: "Changed", id: d.id, descriptor: d })
+  const events: Array<StoreEvent> = []
+  for (const [key, d] of after.byKey) {
+    const previous = before.byKey.get(key)
+    const fingerprint = d.fingerprint === undefined ? {} : { fingerprint: d.fingerprint }
+    if (previous === undefined) events.push(SourceAdded.make({ id: key, ...fingerprint }))
+    else if (previous.fingerprint !== d.fingerprint) events.push(SourceChanged.make({ id: key, ...fingerprint }))
   }
-  for (const d of before) if (!seen.has(d.id)) changes.push({ _tag: "Removed", id: d.id })
-  return changes
+  for (const key of before.byKey.keys()) if (!after.byKey.has(key)) events.push(SourceRemoved.make({ id: key }))
+  return events
 }
+
+const indexed = (descriptors: ReadonlyArray<StoreDescriptor>): Catalog => ({
+  descriptors,
+  byKey: new Map(descriptors.map((d) => [managerKey(d), d]))
+})
 
 export const make = Effect.gen(function* () {
   const backend = yield* StoreBackend
   const config = yield* CacheSettings
-  const scope = yield* Effect.scope
-  const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CatalogChange>(), PubSub.shutdown)
-  const handlers = new Set<(change: CatalogChange) => Effect.Effect<void>>()
-  let previous: ReadonlyArray<StoreDescriptor> | undefined
-  let fetches = 0
+  const events = yield* StoreEvents
+  /** The latest successful read: what the next read is compared with, and what events are checked against. */
+  let latest: Catalog | undefined
 
-  const announce = (changes: ReadonlyArray<CatalogChange>) =>
-    changes.length === 0
-      ? Effect.void
-      : Effect.forEach(changes, (change) =>
-          Effect.zipRight(
-            Effect.forEach([...handlers], (h) => h(change), { discard: true }),
-            PubSub.publish(pubsub, change)
-          ), { discard: true })
-
-  const fetchCatalog = Effect.suspend(() => {
-    fetches++
-    return backend.catalog
-  }).pipe(
+  const fetchCatalog = backend.catalog.pipe(
     Effect.timeoutFail({
       duration: config.loadTimeout,
       onTimeout: () => new CatalogUnavailable({ reason: `reading the catalog took longer than ${Duration.format(config.loadTimeout)}` })
     }),
-    Metric.trackDuration(Metric.mapInput(metrics.loadDuration, (d: Duration.Duration) => Duration.toMillis(d))),
+    Effect.catchAllDefect((defect) => Effect.fail(new CatalogUnavailable({ reason: `reading the catalog crashed: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))),
+    Effect.map(indexed),
     Effect.tap((catalog) => {
-      const changes = diffCatalogs(previous, catalog)
-      previous = catalog
-      return announce(changes)
-    }),
-    Effect.tapBoth({
-      onFailure: () => Effect.zipRight(Metric.increment(metrics.loads), Metric.increment(metrics.loadFailures)),
-      onSuccess: () => Metric.increment(metrics.loads)
+      const changes = diffCatalogs(latest, catalog)
+      latest = catalog
+      return Effect.forEach(changes, events.publishLocal, { discard: true })
     }),
     Effect.withSpan("StoreManagerRegistry.fetchCatalog")
   )
 
-  const cache = yield* Cache.makeWith({
+  const cache = yield* LoadingCache.makeWith({
     capacity: 1,
     lookup: (_: typeof CATALOG) => fetchCatalog,
-    timeToLive: Exit.match({ onFailure: () => config.failureTtl, onSuccess: () => config.ttl })
+    timeToLive: Exit.match({ onFailure: () => config.failureTtl, onSuccess: () => config.ttl }),
+    label: "catalog"
   })
 
-  // The lookup runs in a fiber of the registry's scope, so an interrupted reader never fails the others.
-  const catalog = Effect.flatMap(cache.getOptionComplete(CATALOG), (cached) => {
-    if (cached._tag === "Some") {
-      metrics.hits.unsafeUpdate(1, [])
-      return Effect.succeed(cached.value)
-    }
-    metrics.misses.unsafeUpdate(1, [])
-    return Effect.flatMap(Effect.forkIn(cache.get(CATALOG), scope), Fiber.join)
-  })
+  const catalog = Effect.map(cache.get(CATALOG), (c) => c.descriptors)
 
-  const load = Effect.fn("StoreManagerRegistry.load")(function* (id: string) {
-    yield* Effect.annotateCurrentSpan("source", id)
-    const descriptors = yield* catalog
-    const descriptor = descriptors.find((d) => d.id === id)
-    if (descriptor === undefined) return yield* new StoreNotFound({ id })
+  const load = Effect.fn("StoreManagerRegistry.load")(function* (key: string) {
+    yield* Effect.annotateCurrentSpan("source", key)
+    const descriptor = (yield* cache.get(CATALOG)).byKey.get(key)
+    if (descriptor === undefined) return yield* new StoreNotFound({ id: key })
     return yield* backend.open(descriptor).pipe(
       Effect.timeoutFail({
         duration: config.loadTimeout,
-        onTimeout: () => new StoreUnavailable({ id, reason: `opening the store took longer than ${Duration.format(config.loadTimeout)}` })
-      })
+        onTimeout: () => new StoreUnavailable({ id: descriptor.id, reason: `opening the store took longer than ${Duration.format(config.loadTimeout)}` })
+      }),
+      Effect.catchAllDefect((defect) =>
+        Effect.fail(new StoreUnavailable({ id: descriptor.id, reason: `opening the store crashed: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))
+      )
     )
   })
 
-  const loadMany = (ids: ReadonlyArray<string>) => Effect.forEach(ids, load, { concurrency: config.loadConcurrency })
+  /** Whether the latest read already shows what the event says (then the cached catalog is current). */
+  const reflected = (event: StoreEvent): boolean => {
+    const current = latest?.byKey
+    if (current === undefined) return true
+    switch (event._tag) {
+      case "SourceAdded":
+      case "SourceChanged":
+        return current.get(event.id)?.fingerprint === event.fingerprint && current.has(event.id)
+      case "SourceRemoved":
+        return !current.has(event.id)
+      case "Resync":
+        return false
+      default:
+        return true
+    }
+  }
+  yield* events.subscribe((event) => (reflected(event) ? Effect.void : cache.invalidate(CATALOG)))
 
-  // Changes the backend broadcasts (a registration, another instance's NOTIFY): the catalog is stale.
-  // After a resync the catalog is re-read at once, so the differences are announced.
-  yield* backend.changes.pipe(
-    Stream.runForEach((change) => {
-      switch (change._tag) {
-        case "Invalidated":
-          return announce([change])
-        case "Resync":
-          return cache.invalidate(CATALOG).pipe(
-            Effect.zipRight(Effect.ignoreLogged(catalog)),
-            Effect.zipRight(announce([change]))
-          )
-        default:
-          return Effect.zipRight(cache.invalidate(CATALOG), announce([change]))
-      }
-    }),
-    Effect.forkIn(scope)
-  )
-
-  return {
-    catalog,
-    load,
-    loadMany,
-    changes: Stream.fromPubSub(pubsub),
-    subscribe: Stream.fromPubSub(pubsub, { scoped: true }),
-    watch: (handler) =>
-      Effect.acquireRelease(
-        Effect.sync(() => void handlers.add(handler)),
-        () => Effect.sync(() => void handlers.delete(handler))
-      ),
-    invalidateCatalog: cache.invalidate(CATALOG),
-    catalogFetches: Effect.sync(() => fetches),
-    broadcastInvalidation: backend.broadcastInvalidation
-  } satisfies StoreManagerRegistryShape
+  return { catalog, load, invalidateCatalog: cache.invalidate(CATALOG) } satisfies StoreManagerRegistryShape
 })
 
 export class StoreManagerRegistry extends Context.Tag("pantheon-persistence/StoreManagerRegistry")<
   StoreManagerRegistry,
   StoreManagerRegistryShape
 >() {
-  static readonly layer: Layer.Layer<StoreManagerRegistry, never, StoreBackend | CacheSettings> = Layer.scoped(StoreManagerRegistry, make)
+  static readonly layer: Layer.Layer<StoreManagerRegistry, never, StoreBackend | StoreEvents | CacheSettings> = Layer.scoped(StoreManagerRegistry, make)
 }

@@ -40,29 +40,39 @@ export const cannedManager = (
   }
 }
 
-/** A lookup that counts loads per id; `fail` makes the next loads fail; `hold` makes them wait for `release`. */
-export const makeLookup = Effect.gen(function* () {
-  const loads = new Map<string, number>()
-  const state = { failing: false, gate: undefined as Deferred.Deferred<void> | undefined, version: 0 }
-  const lookup = (id: string): Effect.Effect<StoreManager, LoadError> =>
-    Effect.gen(function* () {
-      loads.set(id, (loads.get(id) ?? 0) + 1)
-      if (state.gate) yield* Deferred.await(state.gate)
-      if (state.failing) return yield* new StoreUnavailable({ id, reason: "the test made it fail" })
-      return cannedManager(id, { version: ++state.version })
-    })
-  return {
-    lookup,
-    loads,
-    total: () => [...loads.values()].reduce((a, b) => a + b, 0),
-    fail: (failing: boolean) => Effect.sync(() => void (state.failing = failing)),
-    hold: Effect.map(Deferred.make<void>(), (gate) => void (state.gate = gate)),
-    release: Effect.suspend(() => {
-      const gate = state.gate
-      state.gate = undefined
-      return gate ? Deferred.succeed(gate, undefined) : Effect.void
-    })
-  }
+/**
+ * A lookup that counts loads per key and answers `value(key, version)` (the version counts every
+ * answer); `fail` makes the next loads fail with `error(key)`; `hold` makes them wait for `release`.
+ */
+export const countingLookup = <A, E>(answer: { readonly value: (key: string, version: number) => A; readonly error: (key: string) => E }) =>
+  Effect.gen(function* () {
+    const loads = new Map<string, number>()
+    const state = { failing: false, gate: undefined as Deferred.Deferred<void> | undefined, version: 0 }
+    const lookup = (key: string): Effect.Effect<A, E> =>
+      Effect.gen(function* () {
+        loads.set(key, (loads.get(key) ?? 0) + 1)
+        if (state.gate) yield* Deferred.await(state.gate)
+        if (state.failing) return yield* Effect.fail(answer.error(key))
+        return answer.value(key, ++state.version)
+      })
+    return {
+      lookup,
+      loads,
+      total: () => [...loads.values()].reduce((a, b) => a + b, 0),
+      fail: (failing: boolean) => Effect.sync(() => void (state.failing = failing)),
+      hold: Effect.map(Deferred.make<void>(), (gate) => void (state.gate = gate)),
+      release: Effect.suspend(() => {
+        const gate = state.gate
+        state.gate = undefined
+        return gate ? Deferred.succeed(gate, undefined) : Effect.void
+      })
+    }
+  })
+
+/** The manager cache's lookup: canned managers, `StoreUnavailable` when failing. */
+export const makeLookup = countingLookup<StoreManager, LoadError>({
+  value: (id, version) => cannedManager(id, { version }),
+  error: (id) => new StoreUnavailable({ id, reason: "the test made it fail" })
 })
 
 export const at = (iso: string) => Date.parse(iso)

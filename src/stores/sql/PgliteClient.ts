@@ -1,7 +1,7 @@
 /**
  * An `@effect/sql` `SqlClient` over PGlite (in-process Postgres, with pgvector), shaped like
  * `@effect/sql-pg`'s `PgClient`: `make(options)` acquires the database with `acquireRelease`
- * (closed when the layer's scope closes), and `layer(options)` / `layerConfig(config)` provide it.
+ * (closed when the layer's scope closes), and `PgliteClient.layer(options)` provides it.
  * The SQL compiler is `@effect/sql-pg`'s, so one SQL code path serves PGlite and a PostgreSQL server.
  *
  * PGlite has one connection. Queries are serialized by a semaphore, and a transaction holds the
@@ -16,7 +16,7 @@ import { PgClient } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
 import { vector } from "@electric-sql/pglite-pgvector"
 import { mkdirSync } from "node:fs"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Stream } from "effect"
 
 export interface PgliteClientConfig {
   /** A directory for the data, or "memory://" (the default) for an in-memory database. */
@@ -25,12 +25,10 @@ export interface PgliteClientConfig {
   readonly startTimeout?: Duration.DurationInput
 }
 
-export interface PgliteClient extends SqlClient.SqlClient {
+export interface PgliteClientShape extends SqlClient.SqlClient {
   readonly dataDir: string
   readonly pglite: PGlite
 }
-
-export const PgliteClient = Context.GenericTag<PgliteClient>("pantheon-persistence/PgliteClient")
 
 const MEMORY = "memory://"
 
@@ -123,16 +121,13 @@ export const make = (options: PgliteClientConfig = {}) =>
         ["db.namespace", dataDir]
       ]
     })
-    return Object.assign(client, { dataDir, pglite: db }) as PgliteClient
+    return Object.assign(client, { dataDir, pglite: db }) as PgliteClientShape
   })
 
-export const layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError> =>
-  Layer.scopedContext(
-    Effect.map(make(options), (client) => Context.make(PgliteClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
-  ).pipe(Layer.provide(Reactivity.layer))
-
-/** From the environment: `PANTHEON_DATA_DIR` (default `./.pantheon/data`; "memory://" for no files). */
-export const layerConfig = (
-  config: Config.Config<string> = Config.string("PANTHEON_DATA_DIR").pipe(Config.withDefault("./.pantheon/data"))
-): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (dataDir) => layer({ dataDir })))
+export class PgliteClient extends Context.Tag("pantheon-persistence/PgliteClient")<PgliteClient, PgliteClientShape>() {
+  /** The client, as `PgliteClient` and as the `SqlClient` every SQL module uses. */
+  static readonly layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError> =>
+    Layer.scopedContext(
+      Effect.map(make(options), (client) => Context.make(PgliteClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
+    ).pipe(Layer.provide(Reactivity.layer))
+}

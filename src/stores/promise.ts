@@ -1,5 +1,6 @@
 /**
- * The caller's Promise store managers (the Pantheon `DualStoreManager` shape), seen as `StoreManager`s.
+ * The caller's Promise store managers (Pantheon's `DualStoreManager` shape), seen as `StoreManager`s:
+ * each call becomes an effect whose rejection is a `StoreQueryError` naming the source and operation.
  */
 import { Effect } from "effect"
 import { errorReason, StoreQueryError } from "../domain/errors.js"
@@ -9,13 +10,14 @@ import type { StoreManager } from "../services/StoreManager.js"
 /** What `getStoreManagers()` resolves to: objects with a name and the two query methods. */
 export interface DualStoreManagerLike {
   readonly name: string
-  getMostRecent(limit?: number, where?: Record<string, unknown>): Promise<ReadonlyArray<LegacyEntry>>
-  getMostRelevant(queries: ReadonlyArray<string>, limit: number, where?: Record<string, unknown>): Promise<ReadonlyArray<LegacyEntry>>
+  getMostRecent(limit?: number, where?: Record<string, unknown>): Promise<ReadonlyArray<PromiseEntry>>
+  getMostRelevant(queries: ReadonlyArray<string>, limit: number, where?: Record<string, unknown>): Promise<ReadonlyArray<PromiseEntry>>
   insert?(entries: ReadonlyArray<unknown>): Promise<unknown>
   addEntry?(entry: unknown): Promise<unknown>
 }
 
-export interface LegacyEntry {
+/** An entry as the caller's managers return it (nothing in it is trusted: compile checks each one). */
+export interface PromiseEntry {
   readonly id?: string
   readonly text: string
   readonly timestamp: number | string | Date
@@ -41,7 +43,7 @@ const asEntries = (id: string, operation: string) => (value: unknown) =>
     ? Effect.succeed(value as ReadonlyArray<StoreEntry>)
     : Effect.fail(new StoreQueryError({ id, operation, reason: `resolved to ${value === null ? "null" : typeof value}, expected an array of entries` }))
 
-export const fromLegacyManager = (manager: DualStoreManagerLike): StoreManager => {
+export const fromPromiseManager = (manager: DualStoreManagerLike): StoreManager => {
   const id = manager.name
   return {
     name: id,

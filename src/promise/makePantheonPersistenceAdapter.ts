@@ -1,16 +1,20 @@
 /**
  * The Promise facade: a drop-in for Pantheon's `makePantheonPersistenceAdapter`, with the caches.
- * All calls run through one `ManagedRuntime` over the same layers as the Effect API.
+ * All calls run through one `ManagedRuntime` over the same layers as the Effect API. Every
+ * rejection is an `Error` with a `_tag` (an unexpected defect is an `UnexpectedError` holding it).
  */
 import { Cause, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
+import type { LoadingCacheStats } from "../cache/LoadingCache.js"
 import type { Resolvers } from "../domain/compile.js"
 import { type CacheConfigInput, decodeCacheConfig } from "../domain/config.js"
-import { InvalidConfig } from "../domain/errors.js"
+import { AdapterDisposed, InvalidConfig, UnexpectedError } from "../domain/errors.js"
+import { Invalidated } from "../domain/events.js"
 import type { Message } from "../domain/schemas.js"
-import { legacyBackend } from "../layers/backends.js"
+import { promiseBackend } from "../layers/backends.js"
 import { PersistenceAdapterLive } from "../layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../services/ContextCompiler.js"
-import { type CacheStats, ManagerCache } from "../services/ManagerCache.js"
+import { ManagerCache } from "../services/ManagerCache.js"
+import { StoreEvents } from "../services/StoreEvents.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 
 export interface PersistenceAdapterDeps {
@@ -35,11 +39,21 @@ export interface CompileOptions {
 export interface PantheonPersistenceAdapter {
   /** Compiles context. Rejects with a typed error (an `Error` with `_tag`) on bad input or catalog failure. */
   compile(opts: CompileOptions, options?: { readonly signal?: AbortSignal }): Promise<Array<Message>>
-  cacheStats(): Promise<CacheStats>
+  /** The manager cache's counters. */
+  cacheStats(): Promise<LoadingCacheStats>
   /** Drops one source's manager (or all) and the cached catalog: the next compile re-reads both. */
   invalidate(id?: string): Promise<void>
-  /** Stops the background fibers and releases everything; later calls reject. */
+  /** Stops the background fibers and releases everything; later calls reject with `AdapterDisposed`. */
   dispose(): Promise<void>
+}
+
+type Services = ContextCompiler | ManagerCache | StoreManagerRegistry | StoreEvents
+
+/** The error a failed call rejects with: the typed failure, or an `UnexpectedError` around a defect. */
+const rejection = (operation: string, cause: Cause.Cause<unknown>): unknown => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") return failure.value
+  return new UnexpectedError({ operation, cause: Cause.squash(cause) })
 }
 
 /**
@@ -57,6 +71,9 @@ export const makePantheonPersistenceAdapter = (
       throw new InvalidConfig({ field: `deps.${hook}`, value: deps[hook], reason: "must be a function" })
     }
   }
+  if (deps.assistantName !== undefined && typeof deps.assistantName !== "string") {
+    throw new InvalidConfig({ field: "deps.assistantName", value: deps.assistantName, reason: "must be a string" })
+  }
   const config = decodeCacheConfig(cacheConfig ?? {})
   if (Either.isLeft(config)) throw config.left
 
@@ -69,29 +86,28 @@ export const makePantheonPersistenceAdapter = (
     }).filter(([, v]) => v !== undefined)
   )
   const layer = PersistenceAdapterLive({ cache: config.right, compiler }).pipe(
-    Layer.provide(legacyBackend(() => deps.getStoreManagers()))
+    Layer.provideMerge(promiseBackend(() => deps.getStoreManagers()))
   )
   const runtime = ManagedRuntime.make(layer)
   let disposed = false
 
-  const run = async <A>(effect: Effect.Effect<A, unknown, ContextCompiler | ManagerCache | StoreManagerRegistry>, signal?: AbortSignal): Promise<A> => {
-    if (disposed) throw new Error("pantheon-persistence: this adapter has been disposed")
+  const run = async <A>(operation: string, effect: Effect.Effect<A, unknown, Services>, signal?: AbortSignal): Promise<A> => {
+    if (disposed) throw new AdapterDisposed()
     const exit = await runtime.runPromiseExit(effect, signal ? { signal } : undefined)
     if (Exit.isSuccess(exit)) return exit.value
-    if (signal?.aborted) throw signal.reason ?? new Error("aborted")
-    throw Cause.squash(exit.cause)
+    if (signal?.aborted) throw signal.reason ?? new UnexpectedError({ operation, cause: "aborted" })
+    throw rejection(operation, exit.cause)
   }
 
   return {
-    compile: (opts, options) => run(Effect.flatMap(ContextCompiler, (c) => c.compile(opts)), options?.signal),
-    cacheStats: () => run(Effect.flatMap(ManagerCache, (c) => c.stats)),
+    compile: (opts, options) => run("compile", Effect.flatMap(ContextCompiler, (c) => c.compile(opts)), options?.signal),
+    cacheStats: () => run("cacheStats", Effect.flatMap(ManagerCache, (c) => c.stats)),
     invalidate: (id) =>
       run(
+        "invalidate",
         Effect.gen(function* () {
-          const registry = yield* StoreManagerRegistry
-          const cache = yield* ManagerCache
-          yield* registry.invalidateCatalog
-          yield* id === undefined ? cache.invalidateAll : cache.invalidate(id)
+          yield* (yield* StoreManagerRegistry).invalidateCatalog
+          yield* (yield* StoreEvents).publish(Invalidated.make({ id: id ?? null }))
         })
       ),
     dispose: async () => {

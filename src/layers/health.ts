@@ -1,0 +1,19 @@
+import { Effect, Either } from "effect"
+import { ManagerCache } from "../services/ManagerCache.js"
+import { StoreEvents } from "../services/StoreEvents.js"
+import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
+
+/** The health report: "ok" when the catalog can be read (within 2 s) and events from other instances arrive. */
+export const health = Effect.gen(function* () {
+  const registry = yield* StoreManagerRegistry
+  const cache = yield* ManagerCache
+  const events = yield* StoreEvents
+  const catalog = yield* Effect.either(Effect.timeout(registry.catalog, "2 seconds"))
+  const listener = yield* events.connected
+  const ok = Either.isRight(catalog) && listener
+  return {
+    status: ok ? ("ok" as const) : ("degraded" as const),
+    store: Either.isRight(catalog) ? { reachable: true, sources: catalog.right.length, listener } : { reachable: false, error: catalog.left.message, listener },
+    cache: yield* cache.stats
+  }
+})
