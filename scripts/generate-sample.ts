@@ -21,7 +21,7 @@ const topics = [
   ["the data warehouse", "the warehouse sync drops rows whose timestamps are in a non-UTC zone"]
 ] as const
 const chatLines = [
-  (t: string, d: string) => `Heads up: ${d}.`,
+  (_t: string, d: string) => `Heads up: ${d}.`,
   (t: string) => `Can someone pair with me on ${t} this afternoon?`,
   (t: string) => `I rolled back ${t}; metrics are recovering.`,
   (t: string) => `Root cause for ${t} looks like a missing index.`,

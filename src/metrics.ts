@@ -23,7 +23,7 @@ export const cacheLoadDuration = Metric.histogram("pantheon_cache_load_duration_
 export const compileDuration = Metric.histogram("pantheon_compile_duration_ms", durationBoundaries, "Duration of compile in milliseconds")
 export const compileTotal = Metric.counter("pantheon_compile_total", { description: "Compiles, by outcome", incremental: true })
 export const compileSkippedSources = Metric.counter("pantheon_compile_skipped_sources_total", { description: "Sources skipped because their manager failed to load or query", incremental: true })
-export const compileInvalidEntries = Metric.counter("pantheon_compile_invalid_entries_total", { description: "Entries skipped for a missing or unparseable timestamp", incremental: true })
+export const compileInvalidEntries = Metric.counter("pantheon_compile_invalid_entries_total", { description: "Entries skipped as invalid: not an object, text or metadata of the wrong type, or a missing or unparseable timestamp", incremental: true })
 
 
 /** A cache metric with its `cache` label, for reading it (`Metric.value`). */

@@ -1,31 +1,16 @@
 /**
  * The command line, run as a child process exactly as a user runs it.
  */
-import { execFile, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { pantheon, root, run } from "./support/cli.js"
 import { freshSchema, query, reachable } from "./support/postgres.js"
 
-const root = join(import.meta.dirname, "..")
 const dir = mkdtempSync(join(tmpdir(), "pantheon-cli-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (command: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  new Promise<Run>((resolve) => {
-    execFile(command, args, { cwd: root, env: { ...process.env, ...env, NO_COLOR: "1" }, timeout: 90_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr })
-    )
-  })
-
-const pantheon = (...args: Array<string>) => run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])
 
 const data = join(dir, "data")
 

@@ -64,8 +64,12 @@ describe("combine, validate, dedupe, sort, limit", () => {
     expect(combine(rel, rec, img).map((e) => e.text)).toEqual(["rel", "rec", "img"])
   })
 
-  it("keeps entries with non-blank text and object metadata; counts and skips bad timestamps (deliberate change 3)", () => {
-    const { valid, invalidTimestamps } = validate([
+  it("keeps entries with non-blank text and object metadata; counts and skips invalid entries (deliberate change 3)", () => {
+    const { valid, invalid } = validate([
+      null,
+      undefined,
+      "a string",
+      [entry("in an array", "2024-01-01T00:00:00Z")],
       entry("ok", "2024-01-01T00:00:00Z"),
       { text: "  ", timestamp: 1, metadata: {} },
       { text: "no meta", timestamp: 1, metadata: null },
@@ -76,7 +80,9 @@ describe("combine, validate, dedupe, sort, limit", () => {
       { text: "date object", timestamp: new Date("2024-01-01T00:00:00Z"), metadata: {} }
     ])
     expect(valid.map((v) => v.text)).toEqual(["ok", "date object"])
-    expect(invalidTimestamps).toBe(2)
+    // Counted: null, undefined, a string, an array, null and missing metadata, a number as text, two bad timestamps.
+    // Not counted: the blank text (the reference skips it silently).
+    expect(invalid).toBe(9)
   })
 
   it("parses numbers, Dates and date strings", () => {

@@ -38,6 +38,11 @@ export const parseJsonl = (text: string, file: string): Either.Either<Array<NewE
       return Either.left(new IngestError({ file, line: i + 1, reason: `${field}: ${issue?.message ?? "invalid"}` }))
     }
     const entry = Schema.encodeSync(NewEntry)(decoded.right)
+    try {
+      JSON.stringify(entry)
+    } catch (e) {
+      return Either.left(new IngestError({ file, line: i + 1, reason: `cannot be stored: ${(e as Error).message} (metadata nested too deeply?)` }))
+    }
     if (timestampMs(entry.timestamp) === undefined) {
       return Either.left(new IngestError({ file, line: i + 1, reason: `timestamp: ${JSON.stringify(entry.timestamp)} is not a date` }))
     }

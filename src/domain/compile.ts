@@ -32,8 +32,17 @@ export const defaultResolveRole = (meta: Metadata): unknown => {
   return "system"
 }
 
+/** `String(value)`, or undefined for a value that cannot become one (a throwing `toString`, a null-prototype object). */
+export const safeString = (value: unknown): string | undefined => {
+  try {
+    return String(value)
+  } catch {
+    return undefined
+  }
+}
+
 export const defaultResolveName = (meta: Metadata): string =>
-  String(meta.displayName || meta.name || meta.id || "Unknown")
+  safeString(meta.displayName || meta.name || meta.id || "Unknown") ?? "Unknown"
 
 export const defaultFormatTime = (ms: number): string => new Date(ms).toISOString()
 
@@ -54,12 +63,32 @@ const limitOr = (value: unknown, fallback: number): number => {
 
 const decodeRequest = Schema.decodeUnknownEither(CompileRequest, { onExcessProperty: "ignore" })
 
+/** Keys a filter may not use: decoding would drop them silently (they are an object's prototype). */
+const FORBIDDEN_FILTER_KEYS = ["__proto__", "constructor", "prototype"]
+
+/** A `where` key that would vanish in decoding, refused with the field that holds it. */
+const forbiddenFilterKey = (raw: Record<string, unknown>): InvalidCompileRequest | undefined => {
+  if (!Array.isArray(raw.sources)) return undefined
+  for (const [i, source] of raw.sources.entries()) {
+    const where = source !== null && typeof source === "object" ? (source as Record<string, unknown>).where : undefined
+    if (where === null || typeof where !== "object") continue
+    for (const key of FORBIDDEN_FILTER_KEYS) {
+      if (Object.prototype.hasOwnProperty.call(where, key)) {
+        return new InvalidCompileRequest({ field: `sources[${i}].where.${key}`, value: (where as Record<string, unknown>)[key], reason: "is not a metadata field a filter may use" })
+      }
+    }
+  }
+  return undefined
+}
+
 /** Step 0: the request with its defaults, or a typed error naming the field that is wrong. */
 export const normalizeRequest = (input: unknown): Either.Either<NormalizedRequest, InvalidCompileRequest> => {
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
     return Either.left(new InvalidCompileRequest({ field: "request", value: input, reason: "must be an object" }))
   }
   const raw = input as Record<string, unknown>
+  const forbidden = forbiddenFilterKey(raw)
+  if (forbidden !== undefined) return Either.left(forbidden)
   if (raw.sources === undefined) {
     return Either.right({ texts: [], sources: [], recentLimit: DEFAULT_RECENT_LIMIT, queryLimit: DEFAULT_QUERY_LIMIT, limit: DEFAULT_LIMIT, onSourceError: "skip" })
   }
@@ -143,25 +172,34 @@ export interface ValidEntry {
 }
 
 /**
- * Step 7: keep entries with a non-blank text and object metadata. An entry with a missing or
- * unparseable timestamp is counted in `invalidTimestamps` and skipped (deliberate change 3).
+ * Step 7: keep entries with a non-blank text and object metadata (a blank text is skipped, as the
+ * reference does). An entry that is not an object, whose text is not a string, whose metadata is
+ * not an object, or whose timestamp is missing or unparseable is skipped and counted in `invalid`
+ * (deliberate change 3: the reference throws and loses the compile).
  */
-export const validate = (entries: ReadonlyArray<StoreEntry>): { valid: Array<ValidEntry>; invalidTimestamps: number } => {
+export const validate = (entries: ReadonlyArray<unknown>): { valid: Array<ValidEntry>; invalid: number } => {
   const valid: Array<ValidEntry> = []
-  let invalidTimestamps = 0
-  for (const entry of entries) {
-    if (entry === null || typeof entry !== "object") continue
+  let invalid = 0
+  for (const candidate of entries) {
+    if (candidate === null || typeof candidate !== "object" || Array.isArray(candidate)) {
+      invalid++
+      continue
+    }
+    const entry = candidate as StoreEntry
     const { text, metadata } = entry
-    if (typeof text !== "string" || text.trim().length === 0) continue
-    if (metadata === null || typeof metadata !== "object") continue
+    if (typeof text !== "string" || metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
+      invalid++
+      continue
+    }
+    if (text.trim().length === 0) continue
     const ms = timestampMs(entry.timestamp)
     if (ms === undefined) {
-      invalidTimestamps++
+      invalid++
       continue
     }
     valid.push({ entry, text, meta: metadata as Metadata, ms })
   }
-  return { valid, invalidTimestamps }
+  return { valid, invalid }
 }
 
 /** Step 8: dedupe by exact text; the first occurrence wins. */
@@ -201,7 +239,7 @@ export const toMessage = (
     typeof resolved === "string" && resolved.trim().length > 0
       ? resolved.trim()
       : fallback !== undefined && fallback !== null
-        ? String(fallback)
+        ? (safeString(fallback) ?? "Unknown")
         : "Unknown"
   const isAssistant = name === resolvers.assistantName
   const isThought = Boolean(meta.isThought)
@@ -222,7 +260,8 @@ export const toMessage = (
     }
   }
   if (isAssistant && !isThought) return { role, content: text }
-  const time = attempt(() => resolvers.formatTime(ms), (e) => onResolverError("formatTime", e)) ?? defaultFormatTime(ms)
+  const formatted = attempt(() => resolvers.formatTime(ms), (e) => onResolverError("formatTime", e))
+  const time = typeof formatted === "string" ? formatted : defaultFormatTime(ms)
   return { role, content: `${name} ${isThought ? "thought" : "said"} (${time}): ${text}` }
 }
 
@@ -230,8 +269,8 @@ export const toMessage = (
 export const assemble = (
   combined: ReadonlyArray<StoreEntry>,
   options: { readonly limit: number; readonly managers: number; readonly resolvers: Resolvers; readonly onResolverError?: (hook: string, error: unknown) => void }
-): { messages: Array<Message>; invalidTimestamps: number } => {
-  const { valid, invalidTimestamps } = validate(combined)
+): { messages: Array<Message>; invalid: number } => {
+  const { valid, invalid } = validate(combined)
   const kept = keepNewest(sortByTime(dedupe(valid)), options.limit, options.managers)
-  return { messages: kept.map((e) => toMessage(e, options.resolvers, options.onResolverError)), invalidTimestamps }
+  return { messages: kept.map((e) => toMessage(e, options.resolvers, options.onResolverError)), invalid }
 }

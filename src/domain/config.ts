@@ -53,6 +53,12 @@ export interface CacheConfigInput {
   readonly loadTimeout?: DurationLike
   /** Most manager loads running at once, across all compiles (entries); default 8. */
   readonly loadConcurrency?: number
+  /**
+   * Longest one store query of a compile may take (recent or relevance, on one source) before it
+   * fails with `StoreQueryError`, and the source is skipped (or fails the compile, per
+   * `onSourceError`). Milliseconds or a duration string; default 5 seconds.
+   */
+  readonly queryTimeout?: DurationLike
 }
 
 /** The validated configuration of the caches. Each field's default and trade-off is on `fields`. */
@@ -65,6 +71,7 @@ export interface CacheConfig {
   readonly sweepInterval: Duration.Duration
   readonly loadTimeout: Duration.Duration
   readonly loadConcurrency: number
+  readonly queryTimeout: Duration.Duration
 }
 
 const DurationValue = Schema.Union(Schema.Number, Schema.String, Schema.DurationFromSelf)
@@ -158,6 +165,12 @@ export const fields = {
     default: 8,
     env: "PANTHEON_LOAD_CONCURRENCY",
     doc: "Most manager loads running at once, across all compiles. More: a cold start opens more sources in parallel; fewer: less load on a store that is slow to open."
+  },
+  queryTimeout: {
+    schema: duration({ positive: true }),
+    default: Duration.seconds(5),
+    env: "PANTHEON_QUERY_TIMEOUT",
+    doc: "Longest one store query of a compile may take before it fails with `StoreQueryError` and its source is skipped (or fails the compile, per `onSourceError`). A query that never settles cannot hang a compile."
   }
 } as const
 
@@ -171,7 +184,8 @@ export const defaultCacheConfig: CacheConfig = {
   staleIfError: fields.staleIfError.default,
   sweepInterval: fields.sweepInterval.default,
   loadTimeout: fields.loadTimeout.default,
-  loadConcurrency: fields.loadConcurrency.default
+  loadConcurrency: fields.loadConcurrency.default,
+  queryTimeout: fields.queryTimeout.default
 }
 
 const knownKeys = new Set<string>([...Object.keys(fields), "maxSize"])

@@ -88,7 +88,7 @@ export class SourceFailed extends Data.TaggedError("SourceFailed")<{
 export type LoadError = StoreNotFound | StoreUnavailable | CatalogUnavailable | InvalidSourceId
 
 /** Why a compile failed. */
-export type CompileError = InvalidCompileRequest | CatalogUnavailable | SourceFailed
+export type CompileError = InvalidCompileRequest | CatalogUnavailable | SourceFailed | UnexpectedError
 
 /** Short, bounded rendering of a user value for error messages. */
 export const show = (value: unknown): string => {

@@ -5,12 +5,15 @@ import type { EmbedError } from "../domain/errors.js"
 import { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
 import { StoreEvents } from "../services/StoreEvents.js"
-import { PgliteClient } from "../stores/sql/PgliteClient.js"
+import type { DataDirUnavailable } from "../stores/sql/DataDirLock.js"
+import { PgliteClient, type PgliteClientConfig } from "../stores/sql/PgliteClient.js"
 import { SqlStore, type SqlStoreOptions } from "../stores/sql/SqlStore.js"
 
 export interface EmbeddedStoreOptions {
   /** Where the data lives: a directory, or "memory://". Default: env `PANTHEON_DATA_DIR`, else `./.pantheon/data`. */
   readonly dataDir?: string
+  /** How long to wait for another process to let go of the directory (default 0: fail at once). */
+  readonly lockTimeout?: PgliteClientConfig["lockTimeout"]
   /** Dimensions of the feature-hashing embedder (default 256). */
   readonly dimensions?: number
   /** Bytes the embedding cache may hold (default 32 MiB). */
@@ -26,7 +29,8 @@ export const dataDirConfig = Config.string("PANTHEON_DATA_DIR").pipe(Config.with
 
 /**
  * The embedded backend (the default, no server): PGlite with pgvector on a data directory or in
- * memory, one instance shared by every manager, events within this process. Provides the
+ * memory, one instance shared by every manager, events within this process. One process at a time
+ * on a directory: it is locked while open (`DataDirUnavailable` names the process that holds it). Provides the
  * `StoreBackend`, `StoreEvents` and the `SqlStore` (`registerSource`, `removeSource`), and the
  * `Embedder` and SQL client underneath.
  */
@@ -34,10 +38,10 @@ export const EmbeddedStoreLive = (
   options: EmbeddedStoreOptions = {}
 ): Layer.Layer<
   StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient | PgliteClient,
-  SqlError | ConfigError.ConfigError | EmbedError
+  SqlError | DataDirUnavailable | ConfigError.ConfigError | EmbedError
 > => {
   const client = Layer.unwrapEffect(
-    Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => PgliteClient.layer({ dataDir }))
+    Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => PgliteClient.layer({ dataDir, ...(options.lockTimeout === undefined ? {} : { lockTimeout: options.lockTimeout }) }))
   )
   const embedder =
     options.embedder ??

@@ -1,17 +1,30 @@
-import { Effect, Layer, Option } from "effect"
-import { EmbeddedStoreLive } from "./EmbeddedStoreLive.js"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { type ConfigError, Effect, Layer, Option } from "effect"
+import type { EmbedError, InvalidConfig } from "../domain/errors.js"
+import type { Embedder } from "../embedding/Embedder.js"
+import type { StoreBackend } from "../services/StoreBackend.js"
+import type { StoreEvents } from "../services/StoreEvents.js"
+import type { DataDirUnavailable } from "../stores/sql/DataDirLock.js"
+import type { SqlStore } from "../stores/sql/SqlStore.js"
+import { EmbeddedStoreLive, type EmbeddedStoreOptions } from "./EmbeddedStoreLive.js"
 import { databaseUrlConfig, PostgresStoreLive, postgresConfig } from "./PostgresStoreLive.js"
 
 /**
  * The backend the environment asks for: PostgreSQL when `PANTHEON_DATABASE_URL` (or `DATABASE_URL`)
  * is set, otherwise the embedded store in `PANTHEON_DATA_DIR` (or `dataDir`). The command line uses this.
  */
-export const StoreLive = (embedded: { readonly dataDir?: string } = {}) =>
+type Backend = Layer.Layer<
+  StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient,
+  SqlError | DataDirUnavailable | InvalidConfig | EmbedError | ConfigError.ConfigError
+>
+
+export const StoreLive = (embedded: EmbeddedStoreOptions = {}): Backend =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const url = yield* databaseUrlConfig
-      if (Option.isNone(url)) return EmbeddedStoreLive(embedded)
+      if (Option.isNone(url)) return EmbeddedStoreLive(embedded) as Backend
       const pg = yield* postgresConfig
-      return PostgresStoreLive({ url: url.value, maxConnections: pg.maxConnections, channel: pg.channel })
+      return PostgresStoreLive({ url: url.value, maxConnections: pg.maxConnections, channel: pg.channel }) as Backend
     })
   )

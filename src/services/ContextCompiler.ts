@@ -12,10 +12,11 @@ import {
   normalizeRequest,
   type Resolvers
 } from "../domain/compile.js"
-import { type CompileError, type LoadError, SourceFailed, StoreQueryError } from "../domain/errors.js"
+import { type CompileError, errorReason, type LoadError, show, SourceFailed, StoreQueryError, UnexpectedError } from "../domain/errors.js"
 import type { ContextSource, Message, NormalizedRequest, StoreEntry, Where } from "../domain/schemas.js"
 import * as M from "../metrics.js"
 import { managerKey } from "../domain/schemas.js"
+import { CacheSettings } from "./CacheSettings.js"
 import { ManagerCache } from "./ManagerCache.js"
 import type { StoreManager } from "./StoreManager.js"
 import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
@@ -33,6 +34,15 @@ export interface ContextCompilerShape {
 interface Matched {
   readonly source: ContextSource
   readonly manager: StoreManager
+}
+
+/** What one compile keeps track of as it goes. */
+interface CompileState {
+  readonly request: NormalizedRequest
+  /** Sources already skipped (each is logged and counted once). */
+  readonly skipped: Set<string>
+  /** Entries dropped because they were not objects. */
+  invalid: number
 }
 
 const succeeded = Metric.tagged(M.compileTotal, "outcome", "success")
@@ -61,37 +71,52 @@ export const make = (options: CompilerOptions = {}) =>
   Effect.gen(function* () {
     const registry = yield* StoreManagerRegistry
     const cache = yield* ManagerCache
+    const { queryTimeout } = yield* CacheSettings
     const resolvers: Resolvers = { ...defaultResolvers, ...options }
 
     /** A source that failed: skipped and counted, or the compile's failure under `onSourceError: "fail"`. */
-    const sourceFailed = (request: NormalizedRequest, skipped: Set<string>, sourceId: string, cause: LoadError | StoreQueryError) => {
-      if (request.onSourceError === "fail") return Effect.fail(new SourceFailed({ sourceId, cause }))
-      if (skipped.has(sourceId)) return Effect.void
-      skipped.add(sourceId)
+    const sourceFailed = (state: CompileState, sourceId: string, cause: LoadError | StoreQueryError) => {
+      if (state.request.onSourceError === "fail") return Effect.fail(new SourceFailed({ sourceId, cause }))
+      if (state.skipped.has(sourceId)) return Effect.void
+      state.skipped.add(sourceId)
       return Effect.zipRight(
         Metric.increment(M.compileSkippedSources),
         Effect.logWarning(`compile: skipping source ${sourceId}: ${cause.message}`)
       )
     }
 
+    /**
+     * One store query of a compile: within `queryTimeout`; entries that are not objects are dropped
+     * and counted; the source's filter is applied to what comes back too, so it holds for stores that
+     * ignore it; any failure (a typed one, a defect, a timeout) is this source's `StoreQueryError`.
+     */
     const query = (
-      request: NormalizedRequest,
-      skipped: Set<string>,
+      state: CompileState,
       { source }: Matched,
       operation: string,
       run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>
     ): Effect.Effect<ReadonlyArray<StoreEntry>, SourceFailed> =>
       run.pipe(
-        // The source's filter is applied to what comes back too, so it holds for stores that ignore it.
-        Effect.map((entries) => (source.where === undefined ? entries : entries.filter((e) => matchesWhere(e, source.where)))),
+        Effect.timeoutFail({
+          duration: queryTimeout,
+          onTimeout: () => new StoreQueryError({ id: source.id, operation, reason: `took longer than ${Duration.format(queryTimeout)} (queryTimeout)` })
+        }),
+        Effect.flatMap((entries: unknown) => {
+          if (!Array.isArray(entries)) {
+            return Effect.fail(new StoreQueryError({ id: source.id, operation, reason: `answered ${show(entries)}, expected an array of entries` }))
+          }
+          const usable = entries.filter((e): e is StoreEntry => e !== null && typeof e === "object" && !Array.isArray(e))
+          state.invalid += entries.length - usable.length
+          return Effect.succeed(source.where === undefined ? usable : usable.filter((e) => matchesWhere(e, source.where)))
+        }),
         Effect.catchAllCause((cause) => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Cause.failureOption(cause)
           const error =
-            failure._tag === "Some"
+            failure._tag === "Some" && failure.value instanceof StoreQueryError
               ? failure.value
-              : new StoreQueryError({ id: source.id, operation, reason: Cause.pretty(cause), cause: Cause.squash(cause) })
-          return Effect.as(sourceFailed(request, skipped, source.id, error), [])
+              : new StoreQueryError({ id: source.id, operation, reason: `failed unexpectedly: ${errorReason(Cause.squash(cause))}`, cause: Cause.squash(cause) })
+          return Effect.as(sourceFailed(state, source.id, error), [])
         })
       )
 
@@ -106,18 +131,18 @@ export const make = (options: CompilerOptions = {}) =>
       yield* Effect.annotateCurrentSpan({ sources: request.sources.length, matched: descriptors.length })
       if (descriptors.length === 0) return []
 
-      const skipped = new Set<string>()
+      const state: CompileState = { request, skipped: new Set(), invalid: 0 }
       const loaded = yield* cache.getMany(descriptors.map(managerKey))
       const matched: Array<Matched> = []
       for (let i = 0; i < descriptors.length; i++) {
         const result = loaded[i]!
         const id = descriptors[i]!.id
         if (result._tag === "Right") matched.push({ source: wanted.get(id)!, manager: result.right })
-        else yield* sourceFailed(request, skipped, id, result.left)
+        else yield* sourceFailed(state, id, result.left)
       }
 
       const recentBlocks = yield* forEachConcurrently(matched, (m) =>
-        query(request, skipped, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where))
+        query(state, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where))
       )
       const recent = recentBlocks.flat()
       const seeds = buildSeeds(request.texts, recent, request.queryLimit)
@@ -125,12 +150,14 @@ export const make = (options: CompilerOptions = {}) =>
       let relevant: Array<StoreEntry> = []
       let images: Array<StoreEntry> = []
       if (seeds.length > 0) {
-        const blocks = yield* forEachConcurrently(matched, (m) => {
+        // A source that failed its recent query is not asked again in this compile (it would cost another deadline).
+        const answering = matched.filter((m) => !state.skipped.has(m.source.id))
+        const blocks = yield* forEachConcurrently(answering, (m) => {
           // The image query's own `type` is the store's to match (case-insensitively): only the source's filter is re-applied.
           const imageWhere: Where = { ...m.source.where, type: "image" }
           return allConcurrently([
-            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where)),
-            query(request, skipped, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere))
+            query(state, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where)),
+            query(state, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere))
           ])
         })
         relevant = blocks.flatMap(([text]) => text!)
@@ -138,22 +165,25 @@ export const make = (options: CompilerOptions = {}) =>
       }
 
       const resolverErrors: Array<string> = []
-      const { messages, invalidTimestamps } = assemble(combine(relevant, recent, images), {
+      const { messages, invalid } = assemble(combine(relevant, recent, images), {
         limit: request.limit,
         managers: matched.length,
         resolvers,
-        onResolverError: (hook, error) => void resolverErrors.push(`${hook}: ${error instanceof Error ? error.message : String(error)}`)
+        onResolverError: (hook, error) => void resolverErrors.push(`${hook}: ${errorReason(error)}`)
       })
       if (resolverErrors.length > 0) {
         yield* Effect.logWarning(`compile: ${resolverErrors.length} resolver calls threw and fell back to defaults; first: ${resolverErrors[0]}`)
       }
-      if (invalidTimestamps > 0) {
-        yield* Metric.incrementBy(M.compileInvalidEntries, invalidTimestamps)
-        yield* Effect.logWarning(`compile: skipped ${invalidTimestamps} entries with a missing or unparseable timestamp`)
+      const skippedEntries = invalid + state.invalid
+      if (skippedEntries > 0) {
+        yield* Metric.incrementBy(M.compileInvalidEntries, skippedEntries)
+        yield* Effect.logWarning(`compile: skipped ${skippedEntries} invalid entries (not an object, text or metadata of the wrong type, or a missing or unparseable timestamp)`)
       }
       return messages
     }, (effect) =>
       effect.pipe(
+        // A bug is still a typed failure: nothing leaves compile untagged.
+        Effect.catchAllDefect((defect) => Effect.fail(new UnexpectedError({ operation: "compile", cause: defect }))),
         Metric.trackDuration(durationMs),
         Effect.tapBoth({ onFailure: () => Metric.increment(failed), onSuccess: () => Metric.increment(succeeded) })
       ))
@@ -162,6 +192,6 @@ export const make = (options: CompilerOptions = {}) =>
   })
 
 export class ContextCompiler extends Context.Tag("pantheon-persistence/ContextCompiler")<ContextCompiler, ContextCompilerShape>() {
-  static readonly layer = (options: CompilerOptions = {}): Layer.Layer<ContextCompiler, never, StoreManagerRegistry | ManagerCache> =>
+  static readonly layer = (options: CompilerOptions = {}): Layer.Layer<ContextCompiler, never, StoreManagerRegistry | ManagerCache | CacheSettings> =>
     Layer.effect(ContextCompiler, make(options))
 }

@@ -7,6 +7,7 @@
  * PGlite has one connection. Queries are serialized by a semaphore, and a transaction holds the
  * semaphore until it ends, so another fiber's query never runs inside someone else's transaction.
  * One instance per data directory per process: building the layer twice on one directory shares it.
+ * One process per data directory: the directory is locked while it is open (`DataDirLock.ts`).
  */
 import { Reactivity } from "@effect/experimental"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -15,14 +16,20 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
 import { vector } from "@electric-sql/pglite-pgvector"
-import { mkdirSync } from "node:fs"
+import { resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
+import * as DataDirLock from "./DataDirLock.js"
 
 export interface PgliteClientConfig {
   /** A directory for the data, or "memory://" (the default) for an in-memory database. */
   readonly dataDir?: string
   /** Longest the database may take to start (default 60 s). */
   readonly startTimeout?: Duration.DurationInput
+  /**
+   * How long to wait for another process to let go of the data directory (default 0: fail at once
+   * with `DataDirUnavailable` naming the process that holds it).
+   */
+  readonly lockTimeout?: Duration.DurationInput
 }
 
 export interface PgliteClientShape extends SqlClient.SqlClient {
@@ -33,53 +40,72 @@ export interface PgliteClientShape extends SqlClient.SqlClient {
 const MEMORY = "memory://"
 
 /**
- * Process-wide: one PGlite per data directory, shared (with the lock that serializes its one
- * connection) and closed with its last user.
+ * Process-wide: one PGlite per data directory, shared (with the semaphore that serializes its one
+ * connection) and closed with its last user; the directory's lock (`DataDirLock`) is taken before
+ * PGlite touches it and let go after it is closed.
  */
-const open = new Map<string, { instance: Promise<PGlite>; users: number; lock: Effect.Semaphore }>()
+interface Shared {
+  ready: Promise<PGlite>
+  users: number
+  readonly semaphore: Effect.Semaphore
+  unlock?: () => void
+}
+const open = new Map<string, Shared>()
 
-const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput) =>
+const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput, lockTimeout: Duration.DurationInput) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () => {
-        const shared = dataDir === MEMORY ? undefined : open.get(dataDir)
+        const onDisk = dataDir !== MEMORY && !dataDir.includes("://")
+        const key = dataDir === MEMORY ? undefined : onDisk ? resolve(dataDir) : dataDir
+        const shared = key === undefined ? undefined : open.get(key)
         if (shared) {
           shared.users++
-          return shared.instance.then((db) => ({ db, lock: shared.lock }))
+          return shared.ready.then((db) => ({ db, shared, key }))
         }
-        const lock = Effect.unsafeMakeSemaphore(1)
-        if (dataDir !== MEMORY && !dataDir.includes("://")) mkdirSync(dataDir, { recursive: true })
-        const instance = PGlite.create({ dataDir, extensions: { vector } }).then(async (db) => {
-          await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
-          return db
-        })
-        if (dataDir !== MEMORY) {
-          open.set(dataDir, { instance, users: 1, lock })
+        const entry: Shared = { ready: Promise.resolve(undefined as never), users: 1, semaphore: Effect.unsafeMakeSemaphore(1) }
+        entry.ready = (async () => {
+          if (onDisk) entry.unlock = await DataDirLock.lock(dataDir, Duration.toMillis(Duration.decode(lockTimeout)))
+          try {
+            const db = await PGlite.create({ dataDir, extensions: { vector } })
+            await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
+            return db
+          } catch (e) {
+            entry.unlock?.()
+            throw e
+          }
+        })()
+        if (key !== undefined) {
+          open.set(key, entry)
           // Never cache a failed start.
-          instance.catch(() => open.delete(dataDir))
+          entry.ready.catch(() => open.get(key) === entry && open.delete(key))
         }
-        return instance.then((db) => ({ db, lock }))
+        return entry.ready.then((db) => ({ db, shared: entry, key }))
       },
-      catch: (cause) => new SqlError({ cause, message: `PGlite: failed to open ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}` })
+      catch: (cause) =>
+        cause instanceof DataDirLock.DataDirUnavailable
+          ? cause
+          : new SqlError({ cause, message: `PGlite: failed to open ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}` })
     }).pipe(
       Effect.timeoutFail({
         duration: startTimeout,
         onTimeout: () => new SqlError({ cause: new Error("timeout"), message: `PGlite: ${dataDir} did not start within ${Duration.format(Duration.decode(startTimeout))}` })
       })
     ),
-    ({ db }) =>
+    ({ db, shared, key }) =>
       Effect.promise(async () => {
-        const shared = open.get(dataDir)
-        if (shared && --shared.users > 0) return
-        open.delete(dataDir)
+        if (--shared.users > 0) return
+        if (key !== undefined && open.get(key) === shared) open.delete(key)
         await db.close()
+        shared.unlock?.()
       })
   )
 
 export const make = (options: PgliteClientConfig = {}) =>
   Effect.gen(function* () {
     const dataDir = options.dataDir ?? MEMORY
-    const { db, lock } = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60))
+    const { db, shared } = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60), options.lockTimeout ?? 0)
+    const lock = shared.semaphore
     const compiler = PgClient.makeCompiler()
 
     const failed = (cause: unknown) =>
@@ -126,7 +152,7 @@ export const make = (options: PgliteClientConfig = {}) =>
 
 export class PgliteClient extends Context.Tag("pantheon-persistence/PgliteClient")<PgliteClient, PgliteClientShape>() {
   /** The client, as `PgliteClient` and as the `SqlClient` every SQL module uses. */
-  static readonly layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError> =>
+  static readonly layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError | DataDirLock.DataDirUnavailable> =>
     Layer.scopedContext(
       Effect.map(make(options), (client) => Context.make(PgliteClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
     ).pipe(Layer.provide(Reactivity.layer))

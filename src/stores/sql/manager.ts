@@ -157,7 +157,10 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
           for (let start = 0; start < rows.length; start += context.insertBatch) {
             const chunk = rows.slice(start, start + context.insertBatch)
             const vectors = yield* embedder.embed(chunk.map(searchText)).pipe(Effect.mapError(queryError("insert")))
-            const payload = JSON.stringify(chunk.map((r, j) => ({ ...r, embedding: r.text.trim() ? vectorLiteral(mode, vectors[j]!) : null })))
+            const payload = yield* Effect.try({
+              try: () => JSON.stringify(chunk.map((r, j) => ({ ...r, embedding: r.text.trim() ? vectorLiteral(mode, vectors[j]!) : null }))),
+              catch: (e) => new StoreQueryError({ id, operation: "insert", reason: `an entry cannot be written as JSON: ${errorReason(e)} (metadata nested too deeply?)`, cause: e })
+            })
             const cast = sql.literal(mode === "pgvector" ? "vector" : "real[]")
             const written = yield* sql<{ seq: number | string }>`INSERT INTO ${table} (id, text, ts, metadata, embedding)
                 SELECT x.id, x.text, x.ts, coalesce(x.metadata, '{}'::jsonb), x.embedding::${cast}

@@ -27,7 +27,7 @@ const MIGRATION_LOCK = 7_140_327_911
 
 export const entriesTable = (storage: number) => `pantheon_entries_${storage}`
 
-const indexName = (storage: number, suffix: "ts" | "meta" | "seq" | "type") => `pantheon_entries_${storage}_${suffix}`
+const indexName = (storage: number, suffix: "ts" | "meta" | "seq" | "type" | "pkey") => `pantheon_entries_${storage}_${suffix}`
 
 /** PostgreSQL truncates identifiers to 63 bytes: the name a layout-1 table really got. */
 const truncatedName = (name: string) => {
@@ -91,12 +91,19 @@ const fromLayout1 = (sql: SqlClient.SqlClient) =>
       const old = truncatedName(`pantheon_entries_${source.id}`)
       const exists = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_class WHERE relname = ${old} AND relkind = 'r'`)[0]!.n > 0
       const mode = source.vector_mode === "pgvector" ? "pgvector" : "array"
-      if (!exists) {
+      const sharedWith = claimed.get(old)
+      if (sharedWith !== undefined) {
+        // Layout 1 gave both ids one table: each keeps a copy of what it showed, mixed as it was.
+        yield* Effect.logWarning(
+          `migration: sources ${JSON.stringify(sharedWith)} and ${JSON.stringify(source.id)} shared the table ${old} (ids too long for layout 1); each keeps a copy of its entries, which were mixed`
+        )
         yield* createEntriesTable(sql, n, mode, source.dimensions)
-      } else if (!claimed.has(old)) {
+        const [{ storage: from }] = yield* sql<{ storage: number | string }>`SELECT storage FROM pantheon_sources WHERE id = ${sharedWith}`
+        yield* sql`INSERT INTO ${sql(entriesTable(n))} (id, text, ts, metadata, embedding) SELECT id, text, ts, metadata, embedding FROM ${sql(entriesTable(Number(from)))}`
+      } else if (exists) {
         claimed.set(old, source.id)
         yield* sql`ALTER TABLE ${sql(old)} RENAME TO ${sql(entriesTable(n))}`
-        for (const suffix of ["ts", "meta"] as const) {
+        for (const suffix of ["ts", "meta", "pkey"] as const) {
           yield* sql`ALTER INDEX IF EXISTS ${sql(truncatedName(`${old}_${suffix}`))} RENAME TO ${sql(indexName(n, suffix))}`
         }
         yield* sql`DROP INDEX IF EXISTS ${sql(truncatedName(`${old}_hnsw`))}`
@@ -105,13 +112,7 @@ const fromLayout1 = (sql: SqlClient.SqlClient) =>
         yield* sql`ALTER TABLE ${sql(entriesTable(n))} ALTER COLUMN seq SET DEFAULT nextval('pantheon_entry_seq'), ALTER COLUMN seq SET NOT NULL`
         yield* createEntriesTable(sql, n, mode, source.dimensions)
       } else {
-        // Layout 1 gave both ids one table: each keeps a copy of what it showed, mixed as it was.
-        yield* Effect.logWarning(
-          `migration: sources ${JSON.stringify(claimed.get(old))} and ${JSON.stringify(source.id)} shared the table ${old} (ids too long for layout 1); each keeps a copy of its entries, which were mixed`
-        )
         yield* createEntriesTable(sql, n, mode, source.dimensions)
-        const from = entriesTable(Number((yield* sql<{ storage: number | string }>`SELECT storage FROM pantheon_sources WHERE id = ${claimed.get(old)!}`)[0]!.storage))
-        yield* sql`INSERT INTO ${sql(entriesTable(n))} (id, text, ts, metadata, embedding) SELECT id, text, ts, metadata, embedding FROM ${sql(from)}`
       }
     }
     yield* sql`ALTER TABLE pantheon_sources ALTER COLUMN storage SET DEFAULT nextval('pantheon_storage_seq'), ALTER COLUMN storage SET NOT NULL`
