@@ -20,6 +20,9 @@ export const cacheSize = Metric.gauge("pantheon_cache_size", { description: "Ent
 export const cacheWeight = Metric.gauge("pantheon_cache_weight", { description: "Total weight of the entries held (bytes for the weighed caches, else entries)" })
 export const cacheLoadDuration = Metric.histogram("pantheon_cache_load_duration_ms", durationBoundaries, "Duration of loads in milliseconds")
 
+export const warmBytes = Metric.gauge("pantheon_warm_bytes", { description: "Bytes the cached warm managers hold (entries and vectors in memory)" })
+export const storeQueries = Metric.counter("pantheon_store_queries_total", { description: "Queries of the SQL stores, by where they were answered (served: warm, sql)", incremental: true })
+
 export const compileDuration = Metric.histogram("pantheon_compile_duration_ms", durationBoundaries, "Duration of compile in milliseconds")
 export const compileTotal = Metric.counter("pantheon_compile_total", { description: "Compiles, by outcome", incremental: true })
 export const compileSkippedSources = Metric.counter("pantheon_compile_skipped_sources_total", { description: "Sources skipped because their manager failed to load or query", incremental: true })

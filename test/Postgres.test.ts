@@ -3,7 +3,7 @@
  * is the `real[]` path; PGlite's tests cover pgvector). Fails in CI when the server is unreachable.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, ManagedRuntime, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, ManagedRuntime, Scope, Stream } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
@@ -16,7 +16,7 @@ import { StoreEvents } from "../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { corpus } from "./support/corpus.js"
-import { connectionsOf, freshSchema, makeProxy, reachable } from "./support/postgres.js"
+import { connectionsOf, freshSchema, makeProxy, query, reachable } from "./support/postgres.js"
 
 const up = await reachable()
 let db: Awaited<ReturnType<typeof freshSchema>>
@@ -115,6 +115,28 @@ describe.skipIf(!up)("PostgresStoreLive", () => {
     return { a, b, dispose: () => Promise.all([a.dispose(), b.dispose()]) }
   }
 
+  it("drops a malformed notification (logged), and the next event still arrives", async () => {
+    const { a, b, dispose } = await twoInstances()
+    try {
+      const seen: Array<string> = []
+      await b.runPromise(
+        Effect.flatMap(StoreEvents, (events) =>
+          Effect.forkDaemon(Effect.scoped(Effect.flatMap(events.stream, (stream) => Stream.runForEach(stream, (e) => Effect.sync(() => void seen.push(e._tag))))))
+        )
+      )
+      await new Promise((r) => setTimeout(r, 50))
+      for (const payload of ["not json", JSON.stringify({ origin: "x", event: { _tag: "SourceAdded" } }), JSON.stringify({ origin: "x", event: { _tag: "Nonsense", id: "a" } })]) {
+        await query("SELECT pg_notify($1, $2)", [channel, payload])
+      }
+      await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("after_garbage")))
+      expect(await until(async () => seen.includes("SourceAdded"))).toBe(true)
+      expect(seen).toEqual(["SourceAdded"])
+      expect(await b.runPromise(Effect.flatMap(StoreEvents, (events) => events.connected))).toBe(true)
+    } finally {
+      await dispose()
+    }
+  }, 60_000)
+
   it("a change on one instance reaches the other's registry and cache", async () => {
     const { a, b, dispose } = await twoInstances()
     try {
@@ -168,9 +190,11 @@ describe.skipIf(!up)("PostgresStoreLive", () => {
       const loadError = await b.runPromise(Effect.flip(Effect.flatMap(StoreManagerRegistry, (r) => r.load("other"))))
       expect(Date.now() - started).toBeLessThan(4000)
       expect(loadError._tag).toBe("CatalogUnavailable")
-      // A cached manager: its queries fail with a typed error.
-      const queryError = await b.runPromise(Effect.flip(Effect.flatMap(ManagerCache, (c) => Effect.flatMap(c.get("before"), (m) => m.getMostRecent(1)))))
-      expect(queryError._tag).toBe("StoreQueryError")
+      // A cached (warm) manager still answers from memory; a write through it fails with a typed error.
+      const manager = await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.get("before")))
+      expect(await b.runPromise(manager.getMostRecent(1))).toEqual([])
+      const writeError = await b.runPromise(Effect.flip(manager.insert([corpus[0]!])))
+      expect(writeError._tag).toBe("StoreQueryError")
       expect(await until(async () => !(await b.runPromise(Effect.flatMap(StoreEvents, (events) => events.connected))))).toBe(true)
 
       // While B is cut off, A registers a source: B must not miss it.

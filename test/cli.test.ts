@@ -2,7 +2,7 @@
  * The command line, run as a child process exactly as a user runs it.
  */
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -149,4 +149,16 @@ describe("errors: one line, non-zero exit, nothing half-written", () => {
       expect((r.stdout + r.stderr).trim().split("\n").filter((l) => l.trim()).length, args.join(" ")).toBe(1)
     }
   }, 120_000)
+})
+
+describe("packaging", () => {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { bin: Record<string, string>; version: string }
+  const bin = join(root, pkg.bin["pantheon-persistence"]!)
+
+  it.skipIf(!existsSync(bin))("ships the command line as the pantheon-persistence bin, built into dist", async () => {
+    expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true)
+    const r = await run(process.execPath, [bin, "--version"])
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toBe(pkg.version)
+  }, 60_000)
 })

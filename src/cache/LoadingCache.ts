@@ -366,7 +366,8 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
       ),
       Effect.ignore,
       Effect.withSpan("LoadingCache.load", {
-        attributes: { cache: this.label, key: String(node.key), refresh: previous !== undefined }
+        attributes: { cache: this.label, key: String(node.key), refresh: previous !== undefined },
+        captureStackTrace: false
       })
     )
   }
@@ -389,7 +390,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         })
       ),
       Effect.ignore,
-      Effect.withSpan("LoadingCache.loadMany", { attributes: { cache: this.label, keys: keys.length } })
+      Effect.withSpan("LoadingCache.loadMany", { attributes: { cache: this.label, keys: keys.length }, captureStackTrace: false })
     )
   }
 

@@ -16,7 +16,7 @@ import { PgliteClient } from "../stores/sql/PgliteClient.js"
 import { PersistenceAdapterLive } from "../layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../services/ContextCompiler.js"
 import { Embedder } from "../embedding/Embedder.js"
-import { ManagerCache } from "../services/ManagerCache.js"
+import { bytesHeld, ManagerCache } from "../services/ManagerCache.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
 import { validateSourceId } from "../stores/sql/identifiers.js"
@@ -118,6 +118,11 @@ const mainJob = Command.make("pantheon", { dataDir }, ({ dataDir }) =>
       `Embedding cache: ${embedAfter.embedded - embedBefore.embedded} texts embedded on the second compile ` +
         `(totals: hits ${embedAfter.hits}, misses ${embedAfter.misses}, ${embedAfter.entries} vectors, ${(embedAfter.bytes / 1024).toFixed(0)} KiB)`
     )
+    const held = yield* cache.values
+    const warm = held.filter((m) => m.weight !== undefined)
+    yield* Console.log(
+      `Warm managers:   ${warm.length} of ${held.length} sources answered from memory (${((yield* bytesHeld(cache)) / 1024).toFixed(0)} KiB of entries and vectors)`
+    )
     yield* Console.log(`Same context both times: ${JSON.stringify(again) === JSON.stringify(messages) ? "yes" : "no"}`)
   }).pipe(Effect.provide(app(dataDir)))
 )
@@ -143,11 +148,12 @@ const ingestCommand = Command.make(
   },
   ({ dataDir, file, source }) =>
     Effect.gen(function* () {
+      // The file is read and checked before the store opens: a bad file fails fast and touches nothing.
       yield* validateSourceId(source)
       const entries = yield* readEntries(file)
-      const result = yield* ingest(source, entries, progress(source))
+      const result = yield* ingest(source, entries, progress(source)).pipe(Effect.provide(app(dataDir)))
       yield* Console.log(`Ingested ${result.entries} entries into ${source}${result.registered ? " (new source)" : ""}.`)
-    }).pipe(Effect.provide(app(dataDir)))
+    })
 ).pipe(Command.withDescription("Ingest a JSONL file into a source, all or nothing"))
 
 const compileCommand = Command.make(

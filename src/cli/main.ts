@@ -7,10 +7,14 @@
 import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { type Cause, Console, Effect, Logger, LogLevel } from "effect"
+import { readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { command } from "./commands.js"
 import { describeFailure } from "./report.js"
 
-const VERSION = "0.2.0"
+/** The package's version, read from its package.json (two levels up from src/cli and dist/cli alike). */
+const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "package.json"), "utf8")) as { version: string }).version
 
 /** `--verbose` may stand anywhere on the line; the commands never see it. */
 const verbose = process.argv.includes("--verbose")

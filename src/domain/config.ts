@@ -59,6 +59,12 @@ export interface CacheConfigInput {
    * `onSourceError`). Milliseconds or a duration string; default 5 seconds.
    */
   readonly queryTimeout?: DurationLike
+  /**
+   * Bytes the manager cache may hold in warm managers (SQL sources whose entries and vectors are
+   * kept in memory, so a new question is answered without the database); default 256 MiB; 0 serves
+   * every source from SQL. A source that would take more than half of it is served from SQL.
+   */
+  readonly warmBytes?: number
 }
 
 /** The validated configuration of the caches. Each field's default and trade-off is on `fields`. */
@@ -72,6 +78,7 @@ export interface CacheConfig {
   readonly loadTimeout: Duration.Duration
   readonly loadConcurrency: number
   readonly queryTimeout: Duration.Duration
+  readonly warmBytes: number
 }
 
 const DurationValue = Schema.Union(Schema.Number, Schema.String, Schema.DurationFromSelf)
@@ -171,6 +178,12 @@ export const fields = {
     default: Duration.seconds(5),
     env: "PANTHEON_QUERY_TIMEOUT",
     doc: "Longest one store query of a compile may take before it fails with `StoreQueryError` and its source is skipped (or fails the compile, per `onSourceError`). A query that never settles cannot hang a compile."
+  },
+  warmBytes: {
+    schema: Schema.Number.pipe(Schema.filter((n) => (Number.isInteger(n) && n >= 0) || "must be a whole number of bytes, 0 or more")),
+    default: 256 * 1024 * 1024,
+    env: "PANTHEON_WARM_BYTES",
+    doc: "Bytes the manager cache may hold in warm managers (a SQL source's entries and vectors in memory: new questions answered without the database). 0: every source is served from SQL. A source that would take more than half of it is served from SQL."
   }
 } as const
 
@@ -185,7 +198,8 @@ export const defaultCacheConfig: CacheConfig = {
   sweepInterval: fields.sweepInterval.default,
   loadTimeout: fields.loadTimeout.default,
   loadConcurrency: fields.loadConcurrency.default,
-  queryTimeout: fields.queryTimeout.default
+  queryTimeout: fields.queryTimeout.default,
+  warmBytes: fields.warmBytes.default
 }
 
 const knownKeys = new Set<string>([...Object.keys(fields), "maxSize"])
@@ -242,7 +256,7 @@ export const cacheConfigFromEnv: Config.Config<CacheConfig> = Config.all(
     for (const [name, value] of Object.entries(values)) {
       if (Option.isNone(value)) continue
       const numeric = Number(value.value)
-      input[name] = name === "capacity" || name === "loadConcurrency" || name === "refreshAhead" ? numeric : value.value
+      input[name] = name === "capacity" || name === "loadConcurrency" || name === "refreshAhead" || name === "warmBytes" ? numeric : value.value
     }
     return Either.mapLeft(decodeCacheConfig(input), (e) =>
       ConfigError.InvalidData([fields[e.field as FieldName]?.env ?? e.field], e.message)

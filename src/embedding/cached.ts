@@ -30,7 +30,7 @@ export const cached = (embedder: EmbedderShape, maxBytes = DEFAULT_CACHE_BYTES) 
         ? Effect.succeed([])
         : cache.getMany(texts).pipe(
             Effect.flatMap((results) => Effect.all(results.map((r) => (Either.isRight(r) ? Effect.succeed(r.right) : Effect.fail(r.left))))),
-            Effect.withSpan("Embedder.embed", { attributes: { model: embedder.model, texts: texts.length } })
+            Effect.withSpan("Embedder.embed", { attributes: { model: embedder.model, texts: texts.length }, captureStackTrace: false })
           )
     const stats = Effect.zipWith(embedder.stats, cache.stats, (inner, own): EmbedderStats => ({
       hits: own.hits,

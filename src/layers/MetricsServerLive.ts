@@ -21,9 +21,16 @@ export interface MetricsServerOptions {
   readonly host?: string
 }
 
-export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServer")<MetricsServer, { readonly port: number; readonly url: string }>() {}
+/** The endpoint's address, once it listens. */
+export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServer")<MetricsServer, { readonly port: number; readonly url: string }>() {
+  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache | StoreEvents> =>
+    serve(options)
+}
 
-export const MetricsServerLive = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache | StoreEvents> =>
+/** The endpoint as a layer (`MetricsServer.layer`). */
+export const MetricsServerLive = (options: MetricsServerOptions) => MetricsServer.layer(options)
+
+const serve = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache | StoreEvents> =>
   Layer.unwrapEffect(
     Effect.sync(() => {
       const exporter = new PrometheusExporter({ preventServerStart: true })

@@ -9,10 +9,11 @@
  * this instance only; to drop a manager on every instance, publish `Invalidated` (the Promise
  * facade's `invalidate` does).
  */
-import { Context, Effect, Exit, Layer } from "effect"
+import { Context, Effect, Exit, Layer, Metric, Schedule } from "effect"
 import * as LoadingCache from "../cache/LoadingCache.js"
 import type { CacheConfig } from "../domain/config.js"
 import type { LoadError } from "../domain/errors.js"
+import * as M from "../metrics.js"
 import { CacheSettings } from "./CacheSettings.js"
 import type { StoreManager } from "./StoreManager.js"
 import { StoreEvents } from "./StoreEvents.js"
@@ -20,27 +21,53 @@ import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
 
 export type ManagerCacheShape = LoadingCache.LoadingCache<string, StoreManager, LoadError>
 
-/** The engine's options for a manager cache with this configuration over `lookup`. */
+/**
+ * The engine's options for a manager cache with this configuration over `lookup`.
+ *
+ * Weights: the budget `warmBytes` is cut into `capacity` slots; a manager weighs the slots its
+ * bytes fill (at least one: a handle with no data is one slot) and the cache holds `capacity`
+ * slots. So at most `capacity` managers are held, warm managers hold at most `warmBytes` between
+ * them, and the eviction policy sizes its regions in slots as it would in entries.
+ * A reload after `ttl` refreshes a manager that can bring itself up to date (a warm manager reads
+ * only what is new) instead of opening the source again.
+ */
 export const managerCacheOptions = (
   config: CacheConfig,
   lookup: (key: string) => Effect.Effect<StoreManager, LoadError>,
   label = "managers"
-): LoadingCache.LoadingCacheOptions<string, StoreManager, LoadError> => ({
-  capacity: config.capacity,
-  lookup,
-  timeToLive: Exit.match({ onFailure: () => config.failureTtl, onSuccess: () => config.ttl }),
-  refreshAhead: config.refreshAhead,
-  staleIfError: config.staleIfError,
-  sweepInterval: config.sweepInterval,
-  lookupConcurrency: config.loadConcurrency,
-  label
-})
+): LoadingCache.LoadingCacheOptions<string, StoreManager, LoadError> => {
+  const slotBytes = config.warmBytes / config.capacity
+  return {
+    capacity: config.capacity,
+    lookup,
+    reload: (key, previous) => previous.refresh ?? lookup(key),
+    weigher: (_key, manager) => (slotBytes > 0 ? Math.max(1, Math.ceil((manager.weight?.() ?? 0) / slotBytes)) : 1),
+    maxWeight: config.capacity,
+    timeToLive: Exit.match({ onFailure: () => config.failureTtl, onSuccess: () => config.ttl }),
+    refreshAhead: config.refreshAhead,
+    staleIfError: config.staleIfError,
+    sweepInterval: config.sweepInterval,
+    lookupConcurrency: config.loadConcurrency,
+    label
+  }
+}
+
+/** Bytes the held managers keep in memory (warm managers' entries and vectors). */
+export const bytesHeld = (cache: ManagerCacheShape): Effect.Effect<number> =>
+  Effect.map(cache.values, (managers) => managers.reduce((sum, m) => sum + (m.weight?.() ?? 0), 0))
 
 export const make = Effect.gen(function* () {
   const registry = yield* StoreManagerRegistry
   const config = yield* CacheSettings
   const events = yield* StoreEvents
   const cache = yield* LoadingCache.makeWith(managerCacheOptions(config, registry.load))
+  // The bytes warm managers hold, published as a metric with the sweep.
+  yield* Effect.forkScoped(
+    Effect.repeat(
+      Effect.flatMap(bytesHeld(cache), (bytes) => Metric.set(M.warmBytes, bytes)),
+      Schedule.spaced(config.sweepInterval)
+    )
+  )
   yield* events.subscribe((event) => {
     switch (event._tag) {
       case "SourceChanged":

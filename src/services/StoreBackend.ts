@@ -13,7 +13,12 @@ export interface StoreBackendShape {
   /** Every source the backend has, in catalog order. Uncached: the registry caches it. */
   readonly catalog: Effect.Effect<ReadonlyArray<StoreDescriptor>, CatalogUnavailable>
   /** Opens the manager of a source of the catalog (the descriptor is trusted): the expensive call the cache exists to avoid. */
-  readonly open: (descriptor: StoreDescriptor) => Effect.Effect<StoreManager, StoreUnavailable | InvalidSourceId>
+  readonly open: (descriptor: StoreDescriptor, options: OpenOptions) => Effect.Effect<StoreManager, StoreUnavailable | InvalidSourceId>
+}
+
+export interface OpenOptions {
+  /** The byte budget of the manager cache: a backend that can hold a source in memory (warm) keeps within it. */
+  readonly warmBytes: number
 }
 
 export class StoreBackend extends Context.Tag("pantheon-persistence/StoreBackend")<StoreBackend, StoreBackendShape>() {}

@@ -1,11 +1,11 @@
 import type { Effect } from "effect"
-import type { StoreQueryError } from "../domain/errors.js"
+import type { LoadError, StoreQueryError } from "../domain/errors.js"
 import type { NewEntry, StoreEntry, Where } from "../domain/schemas.js"
 
 /**
- * The port every store implements: one manager per source. Managers are light handles (a name and
- * prepared queries over a shared pool or client), so dropping one from the cache never closes a
- * connection.
+ * The port every store implements: one manager per source. Managers never own a connection (they
+ * are handles over a shared pool or client, or hold a source's entries in memory: a warm manager),
+ * so dropping one from the cache never closes anything.
  */
 export interface StoreManager {
   readonly name: string
@@ -19,4 +19,11 @@ export interface StoreManager {
   ) => Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>
   /** Upsert by id. */
   readonly insert: (entries: ReadonlyArray<NewEntry>) => Effect.Effect<void, StoreQueryError>
+  /** Bytes the manager holds in memory (a warm manager's entries); absent for a light handle. */
+  readonly weight?: () => number
+  /**
+   * Brings a manager that holds data up to date, cheaply when nothing changed: the manager cache's
+   * reload after `ttl` uses it instead of opening the source again.
+   */
+  readonly refresh?: Effect.Effect<StoreManager, LoadError>
 }

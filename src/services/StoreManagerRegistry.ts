@@ -93,7 +93,7 @@ export const make = Effect.gen(function* () {
     yield* Effect.annotateCurrentSpan("source", key)
     const descriptor = (yield* cache.get(CATALOG)).byKey.get(key)
     if (descriptor === undefined) return yield* new StoreNotFound({ id: key })
-    return yield* backend.open(descriptor).pipe(
+    return yield* backend.open(descriptor, { warmBytes: config.warmBytes }).pipe(
       Effect.timeoutFail({
         duration: config.loadTimeout,
         onTimeout: () => new StoreUnavailable({ id: descriptor.id, reason: `opening the store took longer than ${Duration.format(config.loadTimeout)}` })

@@ -1,8 +1,19 @@
 /** Runs the command line as a child process, exactly as a user does. */
 import { execFile } from "node:child_process"
+import { existsSync, readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 
 export const root = join(import.meta.dirname, "..", "..")
+
+/** The newest modification time of the files under `dir`. */
+const newest = (dir: string): number =>
+  Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)))
+
+/** The built bin when it is newer than every source (CI builds first), else the sources through tsx. */
+const entry = (() => {
+  const built = join(root, "dist", "cli", "main.js")
+  return existsSync(built) && newest(join(root, "dist")) >= newest(join(root, "src")) ? [built] : ["--import", "tsx", "src/cli/main.ts"]
+})()
 
 export interface Run {
   readonly code: number
@@ -17,5 +28,5 @@ export const run = (command: string, args: ReadonlyArray<string>, env: Record<st
     )
   })
 
-/** `pantheon-persistence ...args` from the sources. */
-export const pantheon = (...args: Array<string>) => run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])
+/** `pantheon-persistence ...args`. */
+export const pantheon = (...args: Array<string>) => run(process.execPath, [...entry, ...args])

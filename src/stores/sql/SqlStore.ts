@@ -13,7 +13,7 @@ import { type CatalogUnavailable, errorReason, type InvalidSourceId, StoreUnavai
 import { SourceAdded, SourceChanged, SourceRemoved } from "../../domain/events.js"
 import type { StoreDescriptor } from "../../domain/schemas.js"
 import { Embedder } from "../../embedding/Embedder.js"
-import { StoreBackend } from "../../services/StoreBackend.js"
+import { type OpenOptions, StoreBackend } from "../../services/StoreBackend.js"
 import type { StoreManager } from "../../services/StoreManager.js"
 import { StoreEvents } from "../../services/StoreEvents.js"
 import { readCatalog, register, remove, type SqlSourceDescriptor } from "./catalog.js"
@@ -21,6 +21,7 @@ import { validateSourceId } from "./identifiers.js"
 import { sqlManager } from "./manager.js"
 import * as ResultCache from "./ResultCache.js"
 import { entriesTable, migrate, type VectorMode } from "./storage.js"
+import { estimateBytes, openWarm } from "./warm/warmManager.js"
 
 export type { VectorMode } from "./storage.js"
 
@@ -31,6 +32,12 @@ export interface SqlStoreOptions {
   readonly insertBatch?: number
   /** Query results kept per source until its data changes (default 16 MiB for 60 s); `false`: none. */
   readonly resultCache?: ResultCache.ResultCacheOptions | false
+  /**
+   * A warm manager whose source is estimated above this many bytes is read into memory in the
+   * background, and answers from SQL until then (default 8 MiB: about 0.2 s of reading), so that
+   * opening a large source never makes a compile wait.
+   */
+  readonly backgroundLoadBytes?: number
 }
 
 export interface SqlStoreShape {
@@ -45,8 +52,11 @@ export interface SqlStoreShape {
   readonly removeSource: (id: string) => Effect.Effect<boolean, InvalidSourceId | StoreUnavailable>
   /** Opens a source's manager by id (one catalog row read): for writers such as ingest. */
   readonly open: (id: string) => Effect.Effect<StoreManager, InvalidSourceId | StoreUnavailable>
-  /** Opens the manager of a catalog descriptor, trusting it (no SQL): the backend's `open`. */
-  readonly openDescriptor: (descriptor: StoreDescriptor) => Effect.Effect<StoreManager, StoreUnavailable>
+  /**
+   * Opens the manager of a catalog descriptor, trusting it: the backend's `open`. Warm (its entries
+   * read into memory) when it fits half of `warmBytes`, else served from SQL (no statement to open).
+   */
+  readonly openDescriptor: (descriptor: StoreDescriptor, options?: OpenOptions) => Effect.Effect<StoreManager, StoreUnavailable>
   /** How many entries a source holds. */
   readonly countEntries: (id: string) => Effect.Effect<number, InvalidSourceId | StoreUnavailable>
   /** The query-result cache's counters (zeros when it is off). */
@@ -62,6 +72,9 @@ const detectVectorMode = (sql: SqlClient.SqlClient) =>
     return Either.isRight(created) ? ("pgvector" as const) : ("array" as const)
   })
 
+/** The largest share of the warm budget one source may take: the others keep room. */
+const WARM_SHARE = 0.5
+
 const noResults: LoadingCacheStats = { hits: 0, misses: 0, size: 0, loads: 0, loadFailures: 0, evictions: 0, expirations: 0, invalidations: 0, refreshes: 0, staleServed: 0, weight: 0, hitRate: 0 }
 
 export const make = (options: SqlStoreOptions = {}) =>
@@ -73,7 +86,24 @@ export const make = (options: SqlStoreOptions = {}) =>
     const vectorMode: VectorMode = options.vectorMode === undefined || options.vectorMode === "auto" ? yield* detectVectorMode(sql) : options.vectorMode
     yield* migrate(sql)
     const results = options.resultCache === false ? undefined : yield* ResultCache.make(options.resultCache)
-    const context = { sql, embedder, events, results, insertBatch: options.insertBatch ?? 200 }
+    // The newest `seq` of each source this instance has heard of: warm managers catch up to it.
+    const highWater = new Map<string, number>()
+    yield* events.subscribe((event) =>
+      Effect.sync(() => {
+        if (event._tag === "DataWritten") highWater.set(event.id, Math.max(highWater.get(event.id) ?? 0, event.seq))
+      })
+    )
+    const scope = yield* Effect.scope
+    const context = {
+      sql,
+      embedder,
+      events,
+      results,
+      scope,
+      insertBatch: options.insertBatch ?? 200,
+      backgroundLoadBytes: options.backgroundLoadBytes ?? 8 * 1024 * 1024,
+      knownHighWater: (id: string) => highWater.get(id) ?? 0
+    }
 
     const catalog = readCatalog(sql)
 
@@ -92,7 +122,7 @@ export const make = (options: SqlStoreOptions = {}) =>
       return removed
     })
 
-    const openDescriptor = (descriptor: StoreDescriptor): Effect.Effect<StoreManager, StoreUnavailable> => {
+    const openDescriptor = (descriptor: StoreDescriptor, opts: OpenOptions = { warmBytes: 0 }): Effect.Effect<StoreManager, StoreUnavailable> => {
       const d = descriptor as Partial<SqlSourceDescriptor> & StoreDescriptor
       if (typeof d.storage !== "number" || typeof d.dimensions !== "number" || d.vectorMode === undefined) {
         return Effect.fail(new StoreUnavailable({ id: d.id, reason: "its descriptor is not one of this SQL store's catalog" }))
@@ -105,7 +135,11 @@ export const make = (options: SqlStoreOptions = {}) =>
           })
         )
       }
-      return Effect.succeed(sqlManager(context, d as SqlSourceDescriptor))
+      const source = d as SqlSourceDescriptor
+      if (opts.warmBytes <= 0) return Effect.succeed(sqlManager(context, source))
+      return Effect.flatMap(estimateBytes(context, source), (bytes) =>
+        bytes <= opts.warmBytes * WARM_SHARE ? openWarm(context, source, bytes) : Effect.succeed(sqlManager(context, source))
+      ).pipe(Effect.withSpan("SqlStore.open", { attributes: { source: d.id } }))
     }
 
     const open = Effect.fn("SqlStore.open")(function* (rawId: string) {
@@ -149,6 +183,6 @@ export class SqlStore extends Context.Tag("pantheon-persistence/SqlStore")<SqlSt
   /** The `StoreBackend` of the store: its catalog, and managers opened from catalog descriptors. */
   static readonly backend: Layer.Layer<StoreBackend, never, SqlStore> = Layer.effect(
     StoreBackend,
-    Effect.map(SqlStore, (store) => ({ catalog: store.catalog, open: store.openDescriptor }))
+    Effect.map(SqlStore, (store) => ({ catalog: store.catalog, open: (descriptor, options) => store.openDescriptor(descriptor, options) }))
   )
 }

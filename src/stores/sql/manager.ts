@@ -5,8 +5,9 @@
  * - `getMostRecent`: one statement on the `(ts, id)` index.
  * - `getMostRelevant`: the seeds are embedded (through the embedding cache) and ranked in one
  *   statement for all of them: the `limit` entries of distinct texts most similar to any seed
- *   (the largest dot product of unit vectors: cosine; 0 for a text with no words), best first,
- *   ties by id. An exact scan, so a filtered or image query is as right as any other.
+ *   (the largest dot product of unit vectors: cosine; 0 for a text with no words), to 6 decimals
+ *   (float32 sums differ in the last digits), best first, ties by id. An exact scan, so a filtered
+ *   or image query is as right as any other.
  * - `insert`: upsert by id, in one transaction that holds the source's catalog row, so that the
  *   source's writes commit in `seq` order; then a `DataWritten` event with the new high-water
  *   sequence.
@@ -15,18 +16,20 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, MetricLabel, Schema } from "effect"
 import { timestampMs } from "../../domain/compile.js"
 import { errorReason, StoreQueryError } from "../../domain/errors.js"
 import { DataWritten } from "../../domain/events.js"
 import { NewEntry, type StoreEntry, type Where } from "../../domain/schemas.js"
+import * as M from "../../metrics.js"
 import type { EmbedderShape } from "../../embedding/Embedder.js"
 import type { StoreManager } from "../../services/StoreManager.js"
 import type { StoreEventsShape } from "../../services/StoreEvents.js"
 import type { SqlSourceDescriptor } from "./catalog.js"
 import { validateWhere } from "./identifiers.js"
 import type { ResultCacheShape } from "./ResultCache.js"
-import { entriesTable, type VectorMode } from "./storage.js"
+import { entriesTable } from "./storage.js"
+import { vectorLiteral } from "./vectorText.js"
 
 export interface SqlManagerContext {
   readonly sql: SqlClient.SqlClient
@@ -37,6 +40,8 @@ export interface SqlManagerContext {
   /** Rows per insert statement. */
   readonly insertBatch: number
 }
+
+const SERVED_SQL = [MetricLabel.make("served", "sql")]
 
 const Numeric = Schema.Union(Schema.Number, Schema.NumberFromString, Schema.BigIntFromSelf.pipe(Schema.transform(Schema.Number, { decode: Number, encode: BigInt })))
 
@@ -51,14 +56,37 @@ export const searchText = (entry: { readonly text: string; readonly metadata: Re
   return typeof type === "string" && type.toLowerCase() === "image" && typeof caption === "string" && caption.trim() ? caption : entry.text
 }
 
-/** A vector as SQL text, 9 significant digits (a float32 round-trips). */
-export const vectorLiteral = (mode: VectorMode, v: Float32Array): string => {
-  const digits = Array.from(v, (x) => (x === 0 ? "0" : x.toPrecision(9))).join(",")
-  return mode === "pgvector" ? `[${digits}]` : `{${digits}}`
-}
-
 /** Whether a filter value asks for images (compile's image test is case-insensitive). */
 const isImageType = (value: unknown) => typeof value === "string" && value.toLowerCase() === "image"
+
+/** A validated filter as the JSON SQL contains, and whether it asks for images (matched apart, in any case). */
+const splitFilter = (where: Where) => {
+  const { type, ...rest } = where
+  const image = isImageType(type)
+  return { image, contained: JSON.stringify(image || type === undefined ? rest : where) }
+}
+
+/** The key of a query's result: the same for the SQL and the warm manager, which answer alike. */
+export const resultKey = {
+  recent: (n: number, where: Where) => {
+    const { image, contained } = splitFilter(where)
+    return `recent\u0000${n}\u0000${image ? "image" : ""}\u0000${contained}`
+  },
+  relevant: (n: number, where: Where, seeds: ReadonlyArray<string>) => {
+    const { image, contained } = splitFilter(where)
+    return `relevant\u0000${n}\u0000${image ? "image" : ""}\u0000${contained}\u0000${JSON.stringify(seeds)}`
+  }
+}
+
+/** The distinct non-blank query texts, in order. */
+export const seedsOf = (queries: ReadonlyArray<string>) => [...new Set(queries.filter((q) => typeof q === "string" && q.trim().length > 0))]
+
+/** A limit as a whole number, at least 0. */
+export const countOf = (limit: number) => Math.max(0, Math.floor(limit))
+
+/** A filter, validated; a bad one is the query's typed error. */
+export const validFilter = (id: string, operation: string, where: Where | undefined) =>
+  Either.mapLeft(validateWhere(where), (e) => new StoreQueryError({ id, operation, reason: e.message, cause: e }))
 
 export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDescriptor): StoreManager => {
   const { sql, embedder, events, results } = context
@@ -67,36 +95,27 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
   const table = sql(entriesTable(descriptor.storage))
   const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
 
-  /** The filter as a SQL condition, with its cache key; a bad filter is this query's typed error. */
-  const filterOf = (operation: string, where: Where | undefined) =>
-    Either.match(validateWhere(where), {
-      onLeft: (e) => Effect.fail(new StoreQueryError({ id, operation, reason: e.message, cause: e })),
-      onRight: (valid) => {
-        const { type, ...rest } = valid
-        const image = isImageType(type)
-        const contained = JSON.stringify(image || type === undefined ? rest : valid)
-        const condition = image
-          ? sql`e.metadata @> ${contained}::jsonb AND lower(e.metadata->>'type') = 'image'`
-          : sql`e.metadata @> ${contained}::jsonb`
-        return Effect.succeed({ condition, key: `${image ? "image" : ""}\u0000${contained}` })
-      }
-    })
+  /** The filter as a SQL condition. */
+  const conditionOf = (where: Where) => {
+    const { image, contained } = splitFilter(where)
+    return image ? sql`e.metadata @> ${contained}::jsonb AND lower(e.metadata->>'type') = 'image'` : sql`e.metadata @> ${contained}::jsonb`
+  }
 
   const cachedQuery = (key: string, run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>) =>
     results === undefined ? run : results.query(id, key, run)
 
   const getMostRecent = (limit: number, where?: Where) =>
-    Effect.flatMap(filterOf("getMostRecent", where), (filter) => {
-      const n = Math.max(0, Math.floor(limit))
+    Effect.flatMap(validFilter(id, "getMostRecent", where), (valid) => {
+      const n = countOf(limit)
       return cachedQuery(
-        `recent\u0000${n}\u0000${filter.key}`,
-        sql`SELECT e.id, e.text, e.ts, e.metadata FROM ${table} e WHERE ${filter.condition} ORDER BY e.ts DESC, e.id DESC LIMIT ${n}`.pipe(
+        resultKey.recent(n, valid),
+        sql`SELECT e.id, e.text, e.ts, e.metadata FROM ${table} e WHERE ${conditionOf(valid)} ORDER BY e.ts DESC, e.id COLLATE "C" DESC LIMIT ${n}`.pipe(
           Effect.flatMap(decodeRows),
           Effect.map(toEntries),
           Effect.mapError(queryError("getMostRecent"))
         )
       )
-    }).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "sql" } }))
+    }).pipe(Effect.tap(() => M.storeQueries.unsafeUpdate(1, SERVED_SQL)), Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "sql" }, captureStackTrace: false }))
 
   /** The best `n` distinct texts over all seeds, in one statement (the seeds' vectors parsed once). */
   const rankSql = (vectors: string, condition: Statement.Fragment, n: number) => {
@@ -107,33 +126,34 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
         : sql`(SELECT max(s.dot) FROM q, LATERAL (SELECT sum(a::float8 * b::float8) AS dot FROM unnest(e.embedding, q.v) AS u(a, b)) s)`
     return sql`WITH q AS MATERIALIZED (SELECT v::${cast} AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v)),
       best AS (
-        SELECT DISTINCT ON (e.text) e.id, e.text, e.ts, e.metadata, ${score} AS score
+        SELECT DISTINCT ON (e.text) e.id, e.text, e.ts, e.metadata, round((${score})::numeric, 6) AS score
         FROM ${table} e
         WHERE e.embedding IS NOT NULL AND ${condition}
-        ORDER BY e.text, score DESC, e.id
+        ORDER BY e.text, score DESC, e.id COLLATE "C"
       )
-      SELECT id, text, ts, metadata FROM best ORDER BY score DESC, id LIMIT ${n}`
+      SELECT id, text, ts, metadata FROM best ORDER BY score DESC, id COLLATE "C" LIMIT ${n}`
   }
 
   const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) =>
     Effect.gen(function* () {
-      const seeds = [...new Set(queries.filter((q) => typeof q === "string" && q.trim().length > 0))]
-      const n = Math.max(0, Math.floor(limit))
+      const seeds = seedsOf(queries)
+      const n = countOf(limit)
       if (seeds.length === 0 || n === 0) return []
-      const filter = yield* filterOf("getMostRelevant", where)
+      const valid = yield* validFilter(id, "getMostRelevant", where)
+      M.storeQueries.unsafeUpdate(1, SERVED_SQL)
       return yield* cachedQuery(
-        `relevant\u0000${n}\u0000${filter.key}\u0000${JSON.stringify(seeds)}`,
+        resultKey.relevant(n, valid, seeds),
         Effect.gen(function* () {
           const vectors = yield* embedder.embed(seeds).pipe(Effect.mapError(queryError("getMostRelevant")))
           const literals = vectors.map((v) => vectorLiteral(mode, v))
-          const rows = yield* rankSql(JSON.stringify(literals), filter.condition, n).pipe(
+          const rows = yield* rankSql(JSON.stringify(literals), conditionOf(valid), n).pipe(
             Effect.flatMap(decodeRows),
             Effect.mapError(queryError("getMostRelevant"))
           )
           return toEntries(rows)
         })
       )
-    }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length, served: "sql" } }))
+    }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length, served: "sql" }, captureStackTrace: false }))
 
   const insert = (entries: ReadonlyArray<NewEntry>) =>
     Effect.gen(function* () {
@@ -173,7 +193,7 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
         })
       ).pipe(Effect.mapError((e) => (e instanceof StoreQueryError ? e : queryError("insert")(e))))
       yield* events.publish(DataWritten.make({ id, seq }))
-    }).pipe(Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length } }))
+    }).pipe(Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length }, captureStackTrace: false }))
 
   return { name: id, getMostRecent, getMostRelevant, insert }
 }

@@ -1,0 +1,227 @@
+/**
+ * A source's entries in memory, for answering queries without the database: vectors in one
+ * contiguous `Float32Array` (rows × dimensions), the rest in parallel arrays indexed by row.
+ *
+ * - `recent(limit, where)`: rows in (timestamp, id) descending order, the SQL store's order.
+ * - `relevant(seeds, limit, where)`: the `limit` entries of distinct texts with the largest inner
+ *   product with any seed (cosine, for unit vectors), best first, ties by id: the same answer as
+ *   the SQL store's statement. Exact: candidates come from an exact top-k per seed (`ExactSearch`),
+ *   each is scored against every seed, and k grows until no row outside them could still rank (the
+ *   `limit`-th score is above every seed's k-th score), so duplicates of a text cannot crowd a
+ *   better text out.
+ * - A filter narrows the rows first; the image subset (`type` any case of "image") and the last
+ *   few filters keep their rows gathered, until the next write.
+ * - `upsert` keeps it current row by row (by id); `bytes` estimates what it holds, for the cache's
+ *   byte budget.
+ */
+import type { StoreEntry, Where } from "../../../domain/schemas.js"
+import { bestScores, nearest } from "./ExactSearch.js"
+
+/** Object, array-slot and map-entry overhead of one row, estimated (V8, 64-bit). */
+const ROW_OVERHEAD_BYTES = 240
+/** Gathered filter subsets kept at once (the image subset is kept besides). */
+const SUBSET_CACHE = 8
+/** Candidates asked of the exact search beyond `limit`: room for duplicate texts before a retry. */
+const CANDIDATE_MARGIN = 8
+/** A rank's score must clear the cut by this much (float32 search, scores rounded to 1e-6). */
+const SCORE_EPSILON = 2e-6
+
+export interface WarmRow {
+  readonly id: string
+  readonly text: string
+  readonly ts: number
+  readonly metadata: Readonly<Record<string, unknown>>
+  readonly seq: number
+}
+
+interface Subset {
+  /** Row numbers of the subset, in subset order. */
+  readonly rows: Int32Array
+  /** Their vectors, gathered contiguously. */
+  readonly vectors: Float32Array
+}
+
+const isImage = (metadata: Readonly<Record<string, unknown>>) => typeof metadata.type === "string" && metadata.type.toLowerCase() === "image"
+
+const isImageFilter = (value: unknown) => typeof value === "string" && value.toLowerCase() === "image"
+
+/** Equality on every field of the filter; `type: "image"` in any case matches any case. */
+const matches = (metadata: Readonly<Record<string, unknown>>, where: Where): boolean => {
+  for (const key in where) {
+    const wanted = where[key]
+    if (key === "type" && isImageFilter(wanted)) {
+      if (!isImage(metadata)) return false
+    } else if (metadata[key] !== wanted) {
+      return false
+    }
+  }
+  return true
+}
+
+export class WarmIndex {
+  /** The highest `seq` applied: rows past it are fetched by a catch-up. */
+  highWater = 0
+  private count = 0
+  private vectors: Float32Array
+  private readonly ids: Array<string> = []
+  private readonly texts: Array<string> = []
+  private readonly timestamps: Array<number> = []
+  private readonly metadata: Array<Readonly<Record<string, unknown>>> = []
+  /** Whether a row takes part in relevance (its text is not blank: the store keeps no vector for it). */
+  private searchable = new Uint8Array(0)
+  private readonly rowBytes: Array<number> = []
+  private readonly byId = new Map<string, number>()
+  private rowsBytes = 0
+  /** Derived views, rebuilt on first use after a write. */
+  private order: Int32Array | undefined
+  private images: Subset | undefined
+  private readonly subsets = new Map<string, Subset>()
+
+  constructor(readonly dimensions: number, capacity = 64) {
+    this.vectors = new Float32Array(Math.max(1, capacity) * dimensions)
+    this.searchable = new Uint8Array(Math.max(1, capacity))
+  }
+
+  get size(): number {
+    return this.count
+  }
+
+  /** What the index holds in memory, estimated in bytes: its rows and its gathered subsets. */
+  get bytes(): number {
+    let derived = (this.order?.byteLength ?? 0) + (this.images === undefined ? 0 : this.images.vectors.byteLength + this.images.rows.byteLength)
+    for (const s of this.subsets.values()) derived += s.vectors.byteLength + s.rows.byteLength
+    return this.vectors.byteLength + this.searchable.byteLength + this.rowsBytes + derived
+  }
+
+  /** Adds or replaces a row (by id). `vector` is read from `source` at `offset` (the dimensions' floats). */
+  upsert(row: WarmRow, source: Float32Array | undefined, offset = 0): void {
+    let r = this.byId.get(row.id)
+    if (r === undefined) {
+      r = this.count++
+      this.grow(this.count)
+      this.byId.set(row.id, r)
+      this.ids[r] = row.id
+    } else {
+      this.rowsBytes -= this.rowBytes[r]!
+    }
+    this.texts[r] = row.text
+    this.timestamps[r] = row.ts
+    this.metadata[r] = row.metadata
+    const o = r * this.dimensions
+    if (source === undefined) this.vectors.fill(0, o, o + this.dimensions)
+    else this.vectors.set(source.subarray(offset, offset + this.dimensions), o)
+    this.searchable[r] = source === undefined || row.text.trim().length === 0 ? 0 : 1
+    const bytes = ROW_OVERHEAD_BYTES + 2 * (row.id.length + row.text.length) + 2 * JSON.stringify(row.metadata).length
+    this.rowBytes[r] = bytes
+    this.rowsBytes += bytes
+    this.highWater = Math.max(this.highWater, row.seq)
+    this.order = undefined
+    this.images = undefined
+    this.subsets.clear()
+  }
+
+  /** The newest `limit` entries that pass the filter, newest first (ties: larger id first). */
+  recent(limit: number, where: Where): Array<StoreEntry> {
+    const order = (this.order ??= this.sortByTime())
+    const out: Array<StoreEntry> = []
+    const filtered = Object.keys(where).length > 0
+    for (let i = 0; i < order.length && out.length < limit; i++) {
+      const r = order[i]!
+      if (!filtered || matches(this.metadata[r]!, where)) out.push(this.entry(r))
+    }
+    return out
+  }
+
+  /** The `limit` entries of distinct texts most similar to any seed, best first, ties by id. */
+  relevant(seeds: ReadonlyArray<Float32Array>, limit: number, where: Where): Array<StoreEntry> {
+    if (seeds.length === 0 || limit <= 0) return []
+    const subset = this.subsetFor(where)
+    const size = subset === undefined ? this.count : subset.rows.length
+    if (size === 0) return []
+    const vectors = subset === undefined ? this.vectors : subset.vectors
+    for (let k = Math.min(size, limit + CANDIDATE_MARGIN); ; k = Math.min(size, k * 4)) {
+      // Every position outside the candidates scores at most the best of the seeds' k-th scores.
+      let cut = -Infinity
+      const candidates = new Set<number>()
+      for (const found of nearest(vectors, size, this.dimensions, seeds, k)) {
+        found.rows.forEach((p) => candidates.add(p))
+        if (found.rows.length === k) cut = Math.max(cut, found.scores[k - 1]!)
+      }
+      const positions = Int32Array.from(candidates)
+      const scores = bestScores(vectors, this.dimensions, positions, seeds)
+      const ranked = this.rank(positions, scores, subset, limit)
+      if (k >= size || (ranked.length === limit && ranked[limit - 1]!.score > cut + SCORE_EPSILON)) return ranked.map(({ row }) => this.entry(row))
+    }
+  }
+
+  /**
+   * Best first, ties by id; one row per text (its best); at most `limit`. Scores are compared to 6
+   * decimals, as the SQL statement rounds them (float32 sums differ in the last digits: rounded,
+   * equal scores tie and fall to the id order). Rows with a blank text take no part.
+   */
+  private rank(positions: Int32Array, scores: Float32Array, subset: Subset | undefined, limit: number): Array<{ row: number; score: number }> {
+    const rows: Array<{ row: number; score: number }> = []
+    positions.forEach((p, i) => {
+      const row = subset === undefined ? p : subset.rows[p]!
+      if (this.searchable[row] === 1) rows.push({ row, score: Math.round(scores[i]! * 1e6) / 1e6 })
+    })
+    rows.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
+    const seen = new Set<string>()
+    const out: Array<{ row: number; score: number }> = []
+    for (const candidate of rows) {
+      const text = this.texts[candidate.row]!
+      if (seen.has(text)) continue
+      seen.add(text)
+      out.push(candidate)
+      if (out.length === limit) break
+    }
+    return out
+  }
+
+  /** The rows a filter leaves (undefined: all of them), gathered once per filter until the next write. */
+  private subsetFor(where: Where): Subset | undefined {
+    const keys = Object.keys(where)
+    if (keys.length === 0) return undefined
+    if (keys.length === 1 && keys[0] === "type" && isImageFilter(where.type)) return (this.images ??= this.gather((m) => isImage(m)))
+    const key = JSON.stringify(keys.sort().map((k) => [k, where[k]]))
+    let subset = this.subsets.get(key)
+    if (subset === undefined) {
+      subset = this.gather((m) => matches(m, where))
+      if (this.subsets.size >= SUBSET_CACHE) this.subsets.delete(this.subsets.keys().next().value!)
+      this.subsets.set(key, subset)
+    }
+    return subset
+  }
+
+  private gather(keep: (metadata: Readonly<Record<string, unknown>>) => boolean): Subset {
+    const rows: Array<number> = []
+    for (let r = 0; r < this.count; r++) if (keep(this.metadata[r]!)) rows.push(r)
+    const vectors = new Float32Array(Math.max(1, rows.length) * this.dimensions)
+    rows.forEach((r, i) => vectors.set(this.vectors.subarray(r * this.dimensions, (r + 1) * this.dimensions), i * this.dimensions))
+    return { rows: Int32Array.from(rows), vectors }
+  }
+
+  private sortByTime(): Int32Array {
+    const order = Int32Array.from({ length: this.count }, (_, i) => i)
+    const ts = this.timestamps
+    const ids = this.ids
+    order.sort((a, b) => ts[b]! - ts[a]! || (ids[b]! > ids[a]! ? 1 : ids[b]! < ids[a]! ? -1 : 0))
+    return order
+  }
+
+  private entry(r: number): StoreEntry {
+    return { id: this.ids[r]!, text: this.texts[r]!, timestamp: this.timestamps[r]!, metadata: this.metadata[r]! }
+  }
+
+  private grow(rows: number): void {
+    const capacity = this.vectors.length / this.dimensions
+    if (rows <= capacity) return
+    const next = Math.max(rows, Math.ceil(capacity * 1.5))
+    const vectors = new Float32Array(next * this.dimensions)
+    vectors.set(this.vectors)
+    this.vectors = vectors
+    const searchable = new Uint8Array(next)
+    searchable.set(this.searchable)
+    this.searchable = searchable
+  }
+}

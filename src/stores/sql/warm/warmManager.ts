@@ -1,0 +1,142 @@
+/**
+ * A warm manager: the store manager of a SQL source that holds the source's entries and vectors in
+ * memory (`WarmIndex`) and answers from there; the database stays the durable store and the source
+ * of truth.
+ *
+ * - Opening reads the source once (one statement, in `seq` order).
+ * - Kept current without reloading: writes through this library publish `DataWritten` with the
+ *   source's new high-water `seq` (here and, through the events, on every instance); before its next
+ *   answer the manager reads only the rows past its own high water. A write through this manager
+ *   reads its rows back at once. The cache's reload after `ttl` (`refresh`) asks the database for
+ *   the source's highest `seq` (one indexed statement) and catches up if anything was written
+ *   behind the library's back.
+ * - It weighs what it holds (`weight`), which the manager cache bounds.
+ */
+import { Effect, Either, MetricLabel, type Scope } from "effect"
+import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
+import type { StoreEntry, Where } from "../../../domain/schemas.js"
+import * as M from "../../../metrics.js"
+import type { StoreManager } from "../../../services/StoreManager.js"
+import type { SqlSourceDescriptor } from "../catalog.js"
+import { countOf, resultKey, seedsOf, type SqlManagerContext, sqlManager, validFilter } from "../manager.js"
+import { entriesTable } from "../storage.js"
+import { parseVector } from "../vectorText.js"
+import { WarmIndex } from "./WarmIndex.js"
+
+const SERVED_WARM = [MetricLabel.make("served", "warm")]
+
+export interface WarmContext extends SqlManagerContext {
+  /** The highest `seq` of a source that this instance has heard of (from `DataWritten` events). */
+  readonly knownHighWater: (id: string) => number
+  /** The store's scope: a background load runs in it (and stops when the store closes). */
+  readonly scope: Scope.Scope
+  /** A source estimated above this many bytes is read in the background, answered from SQL meanwhile. */
+  readonly backgroundLoadBytes: number
+}
+
+const toNumber = (value: unknown): number => (typeof value === "number" ? value : Number(value))
+
+/** Reads the source's rows past `after` into the index, in `seq` order. */
+const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: WarmIndex, after: number) =>
+  Effect.gen(function* () {
+    const { sql } = context
+    const rows = yield* sql<{ id: string; text: string; ts: unknown; metadata: unknown; vector: string | null; seq: unknown }>`
+      SELECT id, text, ts, metadata, embedding::text AS vector, seq FROM ${sql(entriesTable(descriptor.storage))}
+      WHERE seq > ${after} ORDER BY seq`
+    const scratch = new Float32Array(descriptor.dimensions)
+    for (const row of rows) {
+      const metadata = row.metadata !== null && typeof row.metadata === "object" ? (row.metadata as Record<string, unknown>) : {}
+      const vector = row.vector === null ? undefined : scratch
+      if (vector !== undefined && parseVector(row.vector!, scratch, 0) !== descriptor.dimensions) {
+        return yield* Effect.fail(new Error(`entry ${JSON.stringify(row.id)} has a vector of the wrong size (expected ${descriptor.dimensions})`))
+      }
+      index.upsert({ id: row.id, text: row.text, ts: toNumber(row.ts), metadata, seq: toNumber(row.seq) }, vector)
+    }
+    return rows.length
+  })
+
+/**
+ * Opens the source warm: reads all its entries (the expensive part, done once per load). A source
+ * estimated above `backgroundLoadBytes` is read in the background, and answered from SQL until it
+ * is in memory; `estimatedBytes` is its weight meanwhile.
+ */
+export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, estimatedBytes: number): Effect.Effect<StoreManager, StoreUnavailable> =>
+  Effect.gen(function* () {
+    const id = descriptor.id
+    const index = new WarmIndex(descriptor.dimensions)
+    const sqlBacked = sqlManager(context, descriptor)
+    const state = { ready: false }
+    const load = readInto(context, descriptor, index, 0).pipe(
+      Effect.zipRight(Effect.sync(() => void (state.ready = true))),
+      Effect.mapError((cause) => new StoreUnavailable({ id, reason: `reading its entries failed: ${errorReason(cause)}`, cause })),
+      Effect.withSpan("WarmManager.load", { attributes: { source: id } })
+    )
+    if (estimatedBytes <= context.backgroundLoadBytes) yield* load
+    else yield* Effect.forkIn(Effect.catchAll(load, (e) => Effect.logWarning(`${e.message}; it stays served from SQL`)), context.scope)
+    const catchingUp = yield* Effect.makeSemaphore(1)
+    const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
+
+    /** Reads what is past the index's high water (one at a time; a no-op when nothing is). */
+    const catchUp = (operation: string) =>
+      catchingUp.withPermits(1)(readInto(context, descriptor, index, index.highWater)).pipe(Effect.mapError(queryError(operation)))
+
+    /** Catches up first when this instance has heard of writes the index does not have. */
+    const current = (operation: string) =>
+      Effect.suspend(() => (context.knownHighWater(id) > index.highWater ? Effect.asVoid(catchUp(operation)) : Effect.void))
+
+    const answer = (key: string, operation: string, run: () => Array<StoreEntry>) =>
+      Effect.zipRight(
+        current(operation),
+        Effect.suspend(() => {
+          const compute = Effect.sync(() => {
+            M.storeQueries.unsafeUpdate(1, SERVED_WARM)
+            return run()
+          })
+          return context.results === undefined ? compute : context.results.query(id, key, compute)
+        })
+      )
+
+    const getMostRecent = (limit: number, where?: Where): Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError> =>
+      !state.ready ? sqlBacked.getMostRecent(limit, where) : Effect.flatMap(validFilter(id, "getMostRecent", where), (valid) => {
+        const n = countOf(limit)
+        return answer(resultKey.recent(n, valid), "getMostRecent", () => index.recent(n, valid))
+      }).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "warm" }, captureStackTrace: false }))
+
+    const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where): Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError> =>
+      !state.ready ? sqlBacked.getMostRelevant(queries, limit, where) : Effect.gen(function* () {
+        const seeds = seedsOf(queries)
+        const n = countOf(limit)
+        if (seeds.length === 0 || n === 0) return []
+        const valid = yield* validFilter(id, "getMostRelevant", where)
+        const vectors = yield* context.embedder.embed(seeds).pipe(Effect.mapError(queryError("getMostRelevant")))
+        return yield* answer(resultKey.relevant(n, valid, seeds), "getMostRelevant", () => index.relevant(vectors, n, valid))
+      }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length, served: "warm" }, captureStackTrace: false }))
+
+    // A write goes to the database (which orders it); the manager then reads its own rows back.
+    const insert: StoreManager["insert"] = (entries) => Effect.zipRight(sqlBacked.insert(entries), state.ready ? catchUp("insert") : Effect.void)
+
+    const refresh: Effect.Effect<StoreManager, StoreUnavailable> = Effect.suspend(() =>
+      !state.ready ? Effect.succeed(manager) : context.sql<{ seq: unknown }>`SELECT coalesce(max(seq), 0) AS seq FROM ${context.sql(entriesTable(descriptor.storage))}`.pipe(
+        Effect.flatMap((rows) => (toNumber(rows[0]?.seq ?? 0) > index.highWater ? catchUp("refresh") : Effect.void)),
+        Effect.mapError((cause) => new StoreUnavailable({ id, reason: `refreshing it failed: ${errorReason(cause)}`, cause })),
+        Effect.as(manager)
+      )
+    )
+
+    const manager: StoreManager = { name: id, getMostRecent, getMostRelevant, insert, weight: () => (state.ready ? index.bytes : estimatedBytes), refresh }
+    return manager
+  })
+
+/** Whether a source's entries, estimated in memory, fit a warm manager's share of the budget. */
+export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescriptor) =>
+  context.sql<{ n: unknown; bytes: unknown }>`
+    SELECT count(*) AS n, coalesce(sum(octet_length(id) + octet_length(text) + octet_length(metadata::text)), 0) AS bytes
+    FROM ${context.sql(entriesTable(descriptor.storage))}`.pipe(
+    Effect.map((rows) => {
+      const n = toNumber(rows[0]?.n ?? 0)
+      // Vectors as floats; strings as UTF-16 (about twice their UTF-8 bytes); each row's objects.
+      return n * (descriptor.dimensions * 4 + 240) + 2 * toNumber(rows[0]?.bytes ?? 0)
+    }),
+    Effect.either,
+    Effect.map(Either.getOrElse(() => Infinity))
+  )

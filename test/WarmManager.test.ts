@@ -1,0 +1,239 @@
+/**
+ * Warm managers: a source's entries in memory answer exactly as the SQL statements do, stay current
+ * through writes (here and on another instance) and through the cache's reload after `ttl`, and
+ * stay within the byte budget.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Context, Effect, Layer, ManagedRuntime, TestClock } from "effect"
+import { afterAll, beforeAll } from "vitest"
+import type { StoreEntry, Where } from "../src/domain/schemas.js"
+import { Embedder } from "../src/embedding/Embedder.js"
+import { featureHashingVector } from "../src/embedding/hashing.js"
+import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
+import { PostgresStoreLive } from "../src/layers/PostgresStoreLive.js"
+import { ContextCompiler } from "../src/services/ContextCompiler.js"
+import { bytesHeld, ManagerCache } from "../src/services/ManagerCache.js"
+import { StoreEvents } from "../src/services/StoreEvents.js"
+import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
+import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
+import { SqlStore } from "../src/stores/sql/SqlStore.js"
+import { entriesTable } from "../src/stores/sql/storage.js"
+import { WarmIndex } from "../src/stores/sql/warm/WarmIndex.js"
+import { freshSchema, reachable } from "./support/postgres.js"
+
+const texts = (entries: ReadonlyArray<StoreEntry>) => entries.map((e) => e.text)
+
+let seed = 99
+const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+const words = "deploy checkout database migration timeout payment webhook retry cache latency invoice refund agent memory vector diagram".split(" ")
+const sentence = () => Array.from({ length: 3 + Math.floor(random() * 6) }, () => words[Math.floor(random() * words.length)]).join(" ")
+
+/** A corpus with repeated texts, images in mixed case, a field to filter on. */
+const corpus = (n: number) =>
+  Array.from({ length: n }, (_, i) => {
+    const image = i % 7 === 0
+    return {
+      id: `e${String(i).padStart(4, "0")}`,
+      text: image ? `https://img.example/${i}.png` : i % 11 === 0 ? "a repeated text about the database" : sentence(),
+      timestamp: 1_700_000_000_000 + (i % 50) * 1000,
+      metadata: { user: `u${i % 3}`, ...(image ? { type: i % 2 === 0 ? "image" : "Image", caption: sentence() } : { type: "chat" }) }
+    }
+  })
+
+describe("WarmIndex", () => {
+  /** The reference: score every row, best first by (score, id), one row per text. */
+  const reference = (rows: ReadonlyArray<{ id: string; text: string; vector: Float32Array }>, seeds: ReadonlyArray<Float32Array>, limit: number) => {
+    const scored = rows.map((r) => ({ ...r, score: Math.round(Math.max(...seeds.map((s) => s.reduce((a, x, j) => a + x * r.vector[j]!, 0))) * 1e6) / 1e6 }))
+    scored.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1))
+    const seen = new Set<string>()
+    return scored.filter((r) => !seen.has(r.text) && (seen.add(r.text), true)).slice(0, limit).map((r) => r.text)
+  }
+
+  it("ranks exactly as a full scan does, with duplicates of a text and ties", () => {
+    const index = new WarmIndex(32)
+    const rows = Array.from({ length: 600 }, (_, i) => {
+      const text = i % 5 === 0 ? `dup ${i % 3}` : sentence()
+      return { id: `r${i}`, text, vector: featureHashingVector(text, 32) }
+    })
+    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
+    for (let q = 0; q < 30; q++) {
+      const seeds = Array.from({ length: 1 + (q % 5) }, () => featureHashingVector(sentence(), 32))
+      for (const limit of [1, 5, 20, 100]) expect(texts(index.relevant(seeds, limit, {}))).toEqual(reference(rows, seeds, limit))
+    }
+    expect(index.highWater).toBe(600)
+  })
+
+  it("filters by equality, images in any case, and orders recent entries by time then id, newest first", () => {
+    const index = new WarmIndex(16)
+    const put = (id: string, ts: number, metadata: Record<string, unknown>, seq: number) => index.upsert({ id, text: `text ${id}`, ts, metadata, seq }, featureHashingVector(`text ${id}`, 16))
+    put("a", 1, { user: "u1", type: "IMAGE" }, 1)
+    put("b", 2, { user: "u2", type: "chat" }, 2)
+    put("c", 2, { user: "u1", type: "chat" }, 3)
+    expect(texts(index.recent(10, {}))).toEqual(["text c", "text b", "text a"])
+    expect(texts(index.recent(10, { user: "u1" }))).toEqual(["text c", "text a"])
+    expect(texts(index.relevant([featureHashingVector("text a", 16)], 10, { type: "image" }))).toEqual(["text a"])
+    put("a", 3, { user: "u2" }, 4) // replaced: newest now, no longer an image
+    expect(index.size).toBe(3)
+    expect(texts(index.recent(1, {}))).toEqual(["text a"])
+    expect(index.relevant([featureHashingVector("text a", 16)], 10, { type: "Image" })).toEqual([])
+  })
+})
+
+const Embedded = Layer.mergeAll(PgliteClient.layer({ dataDir: "memory://" }), Embedder.layerFeatureHashing({ dimensions: 64 }), StoreEvents.layerLocal)
+const Stores = SqlStore.layer({ resultCache: false }).pipe(Layer.provideMerge(Embedded))
+
+layer(Stores, { timeout: "60 seconds" })("warm managers on PGlite", (it) => {
+  const seeded = (id: string, n: number) =>
+    Effect.gen(function* () {
+      const store = yield* SqlStore
+      const descriptor = yield* store.registerSource(id)
+      yield* (yield* store.open(id)).insert(corpus(n))
+      return { store, descriptor }
+    })
+
+  it.effect("answer every query as the SQL statements do: text, images, filters, recent", () =>
+    Effect.gen(function* () {
+      const { store, descriptor } = yield* seeded("same", 400)
+      const warm = yield* store.openDescriptor(descriptor, { warmBytes: 1 << 30 })
+      const sql = yield* store.openDescriptor(descriptor, { warmBytes: 0 })
+      expect(warm.weight?.()).toBeGreaterThan(400 * 64 * 4)
+      expect(sql.weight).toBeUndefined()
+      const filters: Array<Where | undefined> = [undefined, { type: "image" }, { user: "u1" }, { user: "u2", type: "IMAGE" }, { type: "chat" }]
+      for (let q = 0; q < 12; q++) {
+        const seeds = Array.from({ length: 1 + (q % 4) }, sentence)
+        for (const where of filters) {
+          expect(texts(yield* warm.getMostRelevant(seeds, 20, where))).toEqual(texts(yield* sql.getMostRelevant(seeds, 20, where)))
+        }
+      }
+      for (const where of filters) expect(yield* warm.getMostRecent(15, where)).toEqual(yield* sql.getMostRecent(15, where))
+    }))
+
+  it.effect("see a write made through the library at once, and one made behind its back after refresh", () =>
+    Effect.gen(function* () {
+      const { store, descriptor } = yield* seeded("current", 50)
+      const warm = yield* store.openDescriptor(descriptor, { warmBytes: 1 << 30 })
+      yield* (yield* store.open("current")).insert([{ id: "new", text: "written through another manager", timestamp: 1_800_000_000_000, metadata: {} }])
+      expect(texts(yield* warm.getMostRecent(1))).toEqual(["written through another manager"])
+      yield* warm.insert([{ id: "own", text: "written through the warm manager", timestamp: 1_800_000_000_001, metadata: {} }])
+      expect(texts(yield* warm.getMostRecent(1))).toEqual(["written through the warm manager"])
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO ${sql(entriesTable(descriptor.storage))} (id, text, ts, metadata) VALUES ('behind', 'written behind its back', 1800000000002, '{}')`
+      expect(texts(yield* warm.getMostRecent(1))).toEqual(["written through the warm manager"])
+      yield* warm.refresh!
+      expect(texts(yield* warm.getMostRecent(1))).toEqual(["written behind its back"])
+      // An update behind its back gets a new seq (a trigger) and is seen too.
+      yield* sql`UPDATE ${sql(entriesTable(descriptor.storage))} SET text = 'updated behind its back' WHERE id = 'behind'`
+      yield* warm.refresh!
+      expect(texts(yield* warm.getMostRecent(1))).toEqual(["updated behind its back"])
+    }))
+
+  it.effect("read a large source in the background, answering from SQL until it is in memory", () =>
+    Effect.gen(function* () {
+      const { descriptor } = yield* seeded("background", 300)
+      // A second store on the same database that reads anything above 1 KB in the background.
+      const store = yield* Effect.map(Layer.build(SqlStore.layer({ resultCache: false, backgroundLoadBytes: 1024 })), Context.get(SqlStore))
+      const manager = yield* store.openDescriptor(descriptor, { warmBytes: 1 << 30 })
+      const first = yield* manager.getMostRecent(3)
+      expect(first).toHaveLength(3)
+      const estimate = manager.weight!()
+      // Let the event loop turn (the background read is I/O) until it is done; bounded, no clock involved.
+      for (let i = 0; i < 10_000 && manager.weight!() === estimate; i++) yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      expect(manager.weight!()).not.toBe(estimate) // in memory now: weighed by what it holds
+      expect(yield* manager.getMostRecent(3)).toEqual(first)
+    }).pipe(Effect.scoped))
+
+  it.effect("serve a source from SQL when it would take more than half of the budget", () =>
+    Effect.gen(function* () {
+      const { store, descriptor } = yield* seeded("large", 100)
+      const small = yield* store.openDescriptor(descriptor, { warmBytes: 10_000 })
+      expect(small.weight).toBeUndefined()
+      expect(texts(yield* small.getMostRecent(1))).toHaveLength(1)
+    }))
+})
+
+describe("in the manager cache", () => {
+  const live = (cache: object) =>
+    PersistenceAdapterLive({ cache: { ttl: "60 seconds", refreshAhead: 1, ...cache } }).pipe(
+      Layer.provideMerge(SqlStore.backend),
+      Layer.provideMerge(Stores)
+    )
+
+  it.scoped("a TTL reload catches up with writes behind the library's back without reopening the source", () =>
+    Effect.gen(function* () {
+      const store = yield* SqlStore
+      const descriptor = yield* store.registerSource("ttl")
+      yield* (yield* store.open("ttl")).insert(corpus(20))
+      const compile = Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "ttl" }], recentLimit: 1, limit: 1 }))
+      const before = yield* compile
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO ${sql(entriesTable(descriptor.storage))} (id, text, ts, metadata) VALUES ('late', 'a late entry', 1900000000000, '{}')`
+      expect(yield* compile).toEqual(before)
+      yield* TestClock.adjust("60 seconds")
+      yield* compile // the reload: refresh, not a new open
+      const after = yield* compile
+      expect(after.at(-1)?.content).toContain("a late entry")
+      const stats = yield* (yield* ManagerCache).stats
+      expect(stats.refreshes).toBe(1)
+      expect(stats.loads).toBe(2)
+    }).pipe(Effect.provide(live({}))))
+
+  it.scoped("holds at most warmBytes in warm managers", () =>
+    Effect.gen(function* () {
+      const store = yield* SqlStore
+      for (let s = 0; s < 6; s++) {
+        yield* store.registerSource(`budget${s}`)
+        yield* (yield* store.open(`budget${s}`)).insert(corpus(150))
+      }
+      const cache = yield* ManagerCache
+      yield* (yield* StoreManagerRegistry).catalog
+      for (let round = 0; round < 3; round++) {
+        for (let s = 0; s < 6; s++) {
+          yield* cache.get(`budget${s}`)
+          expect(yield* bytesHeld(cache)).toBeLessThanOrEqual(300_000)
+        }
+      }
+      expect((yield* cache.stats).evictions).toBeGreaterThan(0)
+    }).pipe(Effect.provide(live({ warmBytes: 300_000, capacity: 6 }))))
+})
+
+const up = await reachable()
+let db: Awaited<ReturnType<typeof freshSchema>>
+beforeAll(async () => {
+  if (up) db = await freshSchema("warm")
+})
+afterAll(async () => {
+  if (up) await db.drop()
+})
+
+describe.skipIf(!up)("two instances on the PostgreSQL server", () => {
+  it("a write on one is in the other's next compile after the notification", async () => {
+    const channel = `pantheon_warm_${Math.random().toString(36).slice(2, 8)}`
+    const instance = () =>
+      ManagedRuntime.make(
+        PersistenceAdapterLive({ cache: { ttl: "10 minutes" } }).pipe(
+          Layer.provideMerge(PostgresStoreLive({ url: db.url, channel, maxConnections: 4, resultCache: false, embedder: Embedder.layerFeatureHashing({ dimensions: 64 }) }))
+        )
+      )
+    const a = instance()
+    const b = instance()
+    try {
+      await a.runPromise(Effect.flatMap(SqlStore, (s) => Effect.flatMap(s.registerSource("shared"), () => Effect.flatMap(s.open("shared"), (m) => m.insert(corpus(30))))))
+      const compileOnB = () => b.runPromise(Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "shared" }], recentLimit: 1, limit: 1 })))
+      await compileOnB()
+      const manager = await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.get("shared")))
+      expect(manager.weight).toBeDefined() // B holds the source warm
+      await a.runPromise(Effect.flatMap(ManagerCache, (c) => Effect.flatMap(c.get("shared"), (m) => m.insert([{ id: "from-a", text: "written on instance A", timestamp: 2_000_000_000_000, metadata: {} }]))))
+      const deadline = Date.now() + 5000
+      let last = await compileOnB()
+      while (!last.at(-1)?.content.includes("written on instance A") && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10))
+        last = await compileOnB()
+      }
+      expect(last.at(-1)?.content).toContain("written on instance A")
+      expect((await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.stats))).loads).toBe(1) // caught up, not reopened
+    } finally {
+      await Promise.all([a.dispose(), b.dispose()])
+    }
+  }, 60_000)
+})
