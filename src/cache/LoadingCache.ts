@@ -323,10 +323,9 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
       return
     }
     const batch = this.options.lookupMany === undefined ? [] : started.filter((s) => s.previous === undefined && s.lookup === undefined)
-    if (batch.length > 1) this.fork(this.loadBatch(batch))
-    for (const start of batch.length > 1 ? started.filter((s) => !batch.includes(s)) : started) {
-      this.fork(this.load(start.node, start.state, start.previous, start.lookup))
-    }
+    const batched = new Set(batch.length > 1 ? batch : [])
+    if (batched.size > 0) this.fork(this.loadBatch(batch))
+    for (const start of started) if (!batched.has(start)) this.fork(this.load(start.node, start.state, start.previous, start.lookup))
   }
 
   private fork(effect: Effect.Effect<void>): void {

@@ -13,9 +13,8 @@ import {
   type Resolvers
 } from "../domain/compile.js"
 import { type CompileError, errorReason, type LoadError, show, SourceFailed, StoreQueryError, UnexpectedError } from "../domain/errors.js"
-import type { ContextSource, Message, NormalizedRequest, StoreEntry, Where } from "../domain/schemas.js"
+import { type ContextSource, managerKey, type Message, type NormalizedRequest, type StoreEntry, type Where } from "../domain/schemas.js"
 import * as M from "../metrics.js"
-import { managerKey } from "../domain/schemas.js"
 import { CacheSettings } from "./CacheSettings.js"
 import { ManagerCache } from "./ManagerCache.js"
 import type { StoreManager } from "./StoreManager.js"
@@ -34,6 +33,13 @@ export interface ContextCompilerShape {
 interface Matched {
   readonly source: ContextSource
   readonly manager: StoreManager
+}
+
+/** One store query of a compile: which source, which operation, the effect that asks. */
+interface Query {
+  readonly matched: Matched
+  readonly operation: string
+  readonly run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>
 }
 
 /** What one compile keeps track of as it goes. */
@@ -65,7 +71,6 @@ const allConcurrently = <A, E>(effects: ReadonlyArray<Effect.Effect<A, E>>): Eff
   )
 }
 
-const forEachConcurrently = <A, B, E>(items: ReadonlyArray<A>, f: (a: A) => Effect.Effect<B, E>) => allConcurrently(items.map(f))
 
 export const make = (options: CompilerOptions = {}) =>
   Effect.gen(function* () {
@@ -86,21 +91,13 @@ export const make = (options: CompilerOptions = {}) =>
     }
 
     /**
-     * One store query of a compile: within `queryTimeout`; entries that are not objects are dropped
-     * and counted; the source's filter is applied to what comes back too, so it holds for stores that
-     * ignore it; any failure (a typed one, a defect, a timeout) is this source's `StoreQueryError`.
+     * What one store query of a compile answered: entries that are not objects are dropped and
+     * counted; the source's filter is applied to what comes back too, so it holds for stores that
+     * ignore it; any failure (a typed one, a defect, the deadline) is this source's
+     * `StoreQueryError`: the source is skipped, or fails the compile.
      */
-    const query = (
-      state: CompileState,
-      { source }: Matched,
-      operation: string,
-      run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>
-    ): Effect.Effect<ReadonlyArray<StoreEntry>, SourceFailed> =>
-      run.pipe(
-        Effect.timeoutFail({
-          duration: queryTimeout,
-          onTimeout: () => new StoreQueryError({ id: source.id, operation, reason: `took longer than ${Duration.format(queryTimeout)} (queryTimeout)` })
-        }),
+    const settle = (state: CompileState, { matched: { source }, operation }: Query, answer: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>) =>
+      answer.pipe(
         Effect.flatMap((entries: unknown) => {
           if (!Array.isArray(entries)) {
             return Effect.fail(new StoreQueryError({ id: source.id, operation, reason: `answered ${show(entries)}, expected an array of entries` }))
@@ -109,7 +106,7 @@ export const make = (options: CompilerOptions = {}) =>
           state.invalid += entries.length - usable.length
           return Effect.succeed(source.where === undefined ? usable : usable.filter((e) => matchesWhere(e, source.where)))
         }),
-        Effect.catchAllCause((cause) => {
+        Effect.catchAllCause((cause): Effect.Effect<ReadonlyArray<StoreEntry>, SourceFailed> => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
           const failure = Cause.failureOption(cause)
           const error =
@@ -120,7 +117,28 @@ export const make = (options: CompilerOptions = {}) =>
         })
       )
 
-    const compile = Effect.fn("ContextCompiler.compile")(function* (input: unknown) {
+    /**
+     * Runs a round of queries concurrently under one deadline (one timer a round, not one a query):
+     * a query still running at `queryTimeout` fails as `took longer than …`, and what the others
+     * answered is kept.
+     */
+    const ask = (state: CompileState, queries: ReadonlyArray<Query>) =>
+      Effect.suspend(() => {
+        const answers: Array<ReadonlyArray<StoreEntry> | undefined> = queries.map(() => undefined)
+        const round = allConcurrently(queries.map((q, i) => Effect.map(settle(state, q, q.run), (entries) => void (answers[i] = entries))))
+        return Effect.timeoutOption(round, queryTimeout).pipe(
+          Effect.flatMap(() =>
+            Effect.forEach(queries, (q, i) => {
+              const answered = answers[i]
+              if (answered !== undefined) return Effect.succeed(answered)
+              const late = new StoreQueryError({ id: q.matched.source.id, operation: q.operation, reason: `took longer than ${Duration.format(queryTimeout)} (queryTimeout)` })
+              return settle(state, q, Effect.fail(late))
+            })
+          )
+        )
+      })
+
+    const compile = Effect.fn("ContextCompiler.compile", { captureStackTrace: false })(function* (input: unknown) {
       const request = yield* normalizeRequest(input)
       if (request.sources.length === 0) return []
       const wanted = new Map<string, ContextSource>()
@@ -141,8 +159,9 @@ export const make = (options: CompilerOptions = {}) =>
         else yield* sourceFailed(state, id, result.left)
       }
 
-      const recentBlocks = yield* forEachConcurrently(matched, (m) =>
-        query(state, m, "getMostRecent", m.manager.getMostRecent(request.recentLimit, m.source.where))
+      const recentBlocks = yield* ask(
+        state,
+        matched.map((m) => ({ matched: m, operation: "getMostRecent", run: m.manager.getMostRecent(request.recentLimit, m.source.where) }))
       )
       const recent = recentBlocks.flat()
       const seeds = buildSeeds(request.texts, recent, request.queryLimit)
@@ -152,16 +171,16 @@ export const make = (options: CompilerOptions = {}) =>
       if (seeds.length > 0) {
         // A source that failed its recent query is not asked again in this compile (it would cost another deadline).
         const answering = matched.filter((m) => !state.skipped.has(m.source.id))
-        const blocks = yield* forEachConcurrently(answering, (m) => {
-          // The image query's own `type` is the store's to match (case-insensitively): only the source's filter is re-applied.
-          const imageWhere: Where = { ...m.source.where, type: "image" }
-          return allConcurrently([
-            query(state, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, m.source.where)),
-            query(state, m, "getMostRelevant", m.manager.getMostRelevant(seeds, request.limit, imageWhere))
+        // The image query's own `type` is the store's to match (case-insensitively): only the source's filter is re-applied.
+        const blocks = yield* ask(
+          state,
+          answering.flatMap((m) => [
+            { matched: m, operation: "getMostRelevant", run: m.manager.getMostRelevant(seeds, request.limit, m.source.where) },
+            { matched: m, operation: "getMostRelevant", run: m.manager.getMostRelevant(seeds, request.limit, { ...m.source.where, type: "image" } satisfies Where) }
           ])
-        })
-        relevant = blocks.flatMap(([text]) => text!)
-        images = blocks.flatMap(([, image]) => image!)
+        )
+        relevant = blocks.filter((_, i) => i % 2 === 0).flat()
+        images = blocks.filter((_, i) => i % 2 === 1).flat()
       }
 
       const resolverErrors: Array<string> = []
