@@ -1,7 +1,10 @@
 /**
  * npm run bench [-- w1 w3 ...]: the workloads (bench/workloads), a markdown table each on stdout,
  * every figure in bench/results/latest.json. Run with --expose-gc (the npm script does) for w5.
+ * With no names, each workload runs in a process of its own, so that none inherits another's heap
+ * (a large leftover heap slowed the micro-benchmarks by half).
  */
+import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -14,19 +17,28 @@ import { w5 } from "./workloads/w5.js"
 import { w6 } from "./workloads/w6.js"
 import { w7 } from "./workloads/w7.js"
 
-// The micro-benchmarks first: later workloads leave a large heap that slows them down by half.
-const all: Record<string, () => Promise<void>> = { w4, w5, w1, w1Real, w2, w3, w6, w7 }
+const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7 }
 const only = process.argv.slice(2)
 const unknown = only.filter((name) => !(name in all))
 if (unknown.length > 0) {
   console.error(`unknown workload ${unknown.join(", ")} (known: ${Object.keys(all).join(", ")})`)
   process.exit(2)
 }
-for (const [name, run] of Object.entries(all)) if (only.length === 0 || only.includes(name)) await run()
 
-const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json")
-mkdirSync(dirname(out), { recursive: true })
-// A run of some workloads keeps the other workloads' last figures.
-const previous = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as Record<string, unknown>) : {}
-writeFileSync(out, JSON.stringify({ ...previous, ...results }, null, 2) + "\n")
-console.log(`results written to ${out}`)
+if (only.length === 0) {
+  for (const name of Object.keys(all)) {
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { stdio: "inherit" })
+    if (child.status !== 0) {
+      console.error(`bench: ${name} failed (exit ${child.status ?? child.signal})`)
+      process.exit(1)
+    }
+  }
+} else {
+  for (const name of only) await all[name]!()
+  const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json")
+  mkdirSync(dirname(out), { recursive: true })
+  // Each run keeps the other workloads' last figures.
+  const previous = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as Record<string, unknown>) : {}
+  writeFileSync(out, JSON.stringify({ ...previous, ...results }, null, 2) + "\n")
+  console.log(`results written to ${out}`)
+}

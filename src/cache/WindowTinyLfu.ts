@@ -44,8 +44,8 @@ const PERCENT_WINDOW = 0.01
 const PERCENT_MAIN_PROTECTED = 0.8
 /** The main region never shrinks below this share: the frequency filter keeps a foothold. */
 const MIN_PERCENT_MAIN = 0.01
-/** Each ghost list remembers evictions worth this share of the capacity: the slope probe's width (5 % measured best, w3). */
-const GHOST_SHARE = 0.05
+/** Each ghost list remembers evictions worth this share of the capacity: the slope probe's width (10 %: the best balance of the Zipf and recency traces, w3). */
+const GHOST_SHARE = 0.1
 /** A candidate at least this frequent may be admitted at random against a hotter victim (max count 15, 7 after aging). */
 const ADMIT_HASHDOS_THRESHOLD = 6
 /** The chance of that random admission: rare enough to cost almost no hit rate. */
