@@ -13,7 +13,7 @@ import { StoreEvents } from "../../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../../src/services/StoreManagerRegistry.js"
 import { PgliteClient } from "../../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../../src/stores/sql/SqlStore.js"
-import { freshSchema, reachable } from "../support/postgres.js"
+import { freshSchema, query, reachable } from "../support/postgres.js"
 
 const texts = (entries: ReadonlyArray<{ text: unknown }>) => entries.map((e) => e.text)
 const longId = (end: string) => `source_${"x".repeat(111)}_${end}`
@@ -124,6 +124,26 @@ describe.skipIf(!up)("on the PostgreSQL server", () => {
       expect(error.message).toMatch(/unsupported Unicode escape sequence|invalid byte sequence|0x00/)
     } finally {
       await a.dispose()
+    }
+  }, 60_000)
+
+  it("a store in another schema of the same database starts fresh: it never reads this schema's tables", async () => {
+    const a = instance()
+    const other = await freshSchema("storage_other")
+    const b = ManagedRuntime.make(
+      PersistenceAdapterLive({ cache: { ttl: "10 minutes" } }).pipe(
+        Layer.provideMerge(PostgresStoreLive({ url: other.url, channel: `${channel}_other`, maxConnections: 2, embedder: Embedder.layerFeatureHashing({ dimensions: 8 }) }))
+      )
+    )
+    try {
+      await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("only-in-a")))
+      // The first store's pantheon_meta and pantheon_sources exist in the database, but not on b's search_path.
+      expect(await b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.catalog))).toEqual([])
+      const tables = await query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename IN ('pantheon_meta', 'pantheon_sources')", [other.schema])
+      expect(tables[0]!.n).toBe(2)
+    } finally {
+      await Promise.all([a.dispose(), b.dispose()])
+      await other.drop()
     }
   }, 60_000)
 

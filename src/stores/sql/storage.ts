@@ -56,6 +56,16 @@ export const createEntriesTable = (sql: SqlClient.SqlClient, storage: number, mo
     yield* sql`CREATE TRIGGER pantheon_touch_seq BEFORE UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION pantheon_touch_seq()`
   })
 
+/**
+ * Whether a table of this name is visible on the connection's `search_path` (not merely somewhere in
+ * the database: two stores in two schemas of one database must not see each other's tables).
+ */
+const tableExists = (sql: SqlClient.SqlClient, name: string) =>
+  Effect.map(
+    sql<{ found: boolean }>`SELECT to_regclass(quote_ident(${name})) IS NOT NULL AS found`,
+    (rows) => rows[0]!.found
+  )
+
 /** The shared objects: catalog, sequences, the `seq` trigger function, the layout record. */
 const createShared = (sql: SqlClient.SqlClient) =>
   Effect.gen(function* () {
@@ -89,7 +99,7 @@ const fromLayout1 = (sql: SqlClient.SqlClient) =>
         UPDATE pantheon_sources SET storage = nextval('pantheon_storage_seq') WHERE id = ${source.id} RETURNING storage`
       const n = Number(storage)
       const old = truncatedName(`pantheon_entries_${source.id}`)
-      const exists = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_class WHERE relname = ${old} AND relkind = 'r'`)[0]!.n > 0
+      const exists = yield* tableExists(sql, old)
       const mode = source.vector_mode === "pgvector" ? "pgvector" : "array"
       const sharedWith = claimed.get(old)
       if (sharedWith !== undefined) {
@@ -124,8 +134,8 @@ export const migrate = (sql: SqlClient.SqlClient) =>
   sql.withTransaction(
     Effect.gen(function* () {
       yield* sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`
-      const hadCatalog = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_class WHERE relname = 'pantheon_sources' AND relkind = 'r'`)[0]!.n > 0
-      const hadMeta = (yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_class WHERE relname = 'pantheon_meta' AND relkind = 'r'`)[0]!.n > 0
+      const hadCatalog = yield* tableExists(sql, "pantheon_sources")
+      const hadMeta = yield* tableExists(sql, "pantheon_meta")
       const layout = !hadCatalog ? LAYOUT_VERSION : hadMeta ? Number((yield* sql<{ value: string }>`SELECT value FROM pantheon_meta WHERE key = 'layout'`)[0]?.value ?? 1) : 1
       if (layout > LAYOUT_VERSION) {
         return yield* new SqlError({ message: `this store has layout ${layout}, newer than this library's ${LAYOUT_VERSION}: upgrade pantheon-persistence`, cause: undefined })

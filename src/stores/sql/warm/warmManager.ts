@@ -127,7 +127,7 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
     return manager
   })
 
-/** Whether a source's entries, estimated in memory, fit a warm manager's share of the budget. */
+/** What a source's entries would take in a warm manager, estimated in bytes (Infinity when they cannot be counted). */
 export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescriptor) =>
   context.sql<{ n: unknown; bytes: unknown }>`
     SELECT count(*) AS n, coalesce(sum(octet_length(id) + octet_length(text) + octet_length(metadata::text)), 0) AS bytes
