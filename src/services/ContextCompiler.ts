@@ -2,7 +2,8 @@
  * ContextCompiler: `compile(request)` → chat messages, the algorithm of the README's
  * "Compile semantics" (the Pantheon adapter's, with its known bugs fixed).
  */
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Metric } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Metric, Option } from "effect"
+import { allWithin } from "../concurrency.js"
 import {
   assemble,
   buildSeeds,
@@ -55,23 +56,6 @@ const succeeded = Metric.tagged(M.compileTotal, "outcome", "success")
 const failed = Metric.tagged(M.compileTotal, "outcome", "failure")
 const durationMs = Metric.mapInput(M.compileDuration, Duration.toMillis)
 
-/**
- * Runs the effects concurrently: all but the first in forked fibers, the first on this fiber, so one
- * effect forks nothing (measured on effect 3.22: `Effect.all` with unbounded concurrency costs about
- * twice as much per effect). A failure interrupts the others.
- */
-const allConcurrently = <A, E>(effects: ReadonlyArray<Effect.Effect<A, E>>): Effect.Effect<Array<A>, E> => {
-  if (effects.length <= 1) return Effect.all(effects)
-  return Effect.flatMap(Effect.forEach(effects.slice(1), (e) => Effect.fork(e)), (fibers) =>
-    Effect.gen(function* () {
-      const results = [yield* effects[0]!]
-      for (const fiber of fibers) results.push(yield* Fiber.join(fiber))
-      return results
-    }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Fiber.interruptAll(fibers))))
-  )
-}
-
-
 export const make = (options: CompilerOptions = {}) =>
   Effect.gen(function* () {
     const registry = yield* StoreManagerRegistry
@@ -123,20 +107,16 @@ export const make = (options: CompilerOptions = {}) =>
      * answered is kept.
      */
     const ask = (state: CompileState, queries: ReadonlyArray<Query>) =>
-      Effect.suspend(() => {
-        const answers: Array<ReadonlyArray<StoreEntry> | undefined> = queries.map(() => undefined)
-        const round = allConcurrently(queries.map((q, i) => Effect.map(settle(state, q, q.run), (entries) => void (answers[i] = entries))))
-        return Effect.timeoutOption(round, queryTimeout).pipe(
-          Effect.flatMap(() =>
-            Effect.forEach(queries, (q, i) => {
-              const answered = answers[i]
-              if (answered !== undefined) return Effect.succeed(answered)
-              const late = new StoreQueryError({ id: q.matched.source.id, operation: q.operation, reason: `took longer than ${Duration.format(queryTimeout)} (queryTimeout)` })
-              return settle(state, q, Effect.fail(late))
-            })
-          )
-        )
-      })
+      Effect.flatMap(
+        allWithin(queries.map((q) => settle(state, q, q.run)), queryTimeout),
+        (answers) =>
+          Effect.forEach(queries, (q, i) => {
+            const answered = answers[i]!
+            if (Option.isSome(answered)) return Effect.succeed(answered.value)
+            const late = new StoreQueryError({ id: q.matched.source.id, operation: q.operation, reason: `took longer than ${Duration.format(queryTimeout)} (queryTimeout)` })
+            return settle(state, q, Effect.fail(late))
+          })
+      )
 
     const compile = Effect.fn("ContextCompiler.compile", { captureStackTrace: false })(function* (input: unknown) {
       const request = yield* normalizeRequest(input)
