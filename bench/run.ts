@@ -5,10 +5,10 @@
  * (a large leftover heap slowed the micro-benchmarks by half).
  */
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
 import { fileURLToPath } from "node:url"
-import { results } from "./lib/report.js"
+import { latestPath, readLatest, results } from "./lib/report.js"
 import { w1, w1Real } from "./workloads/w1.js"
 import { w2 } from "./workloads/w2.js"
 import { w3 } from "./workloads/w3.js"
@@ -35,10 +35,8 @@ if (only.length === 0) {
   }
 } else {
   for (const name of only) await all[name]!()
-  const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json")
-  mkdirSync(dirname(out), { recursive: true })
+  mkdirSync(dirname(latestPath), { recursive: true })
   // Each run keeps the other workloads' last figures.
-  const previous = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as Record<string, unknown>) : {}
-  writeFileSync(out, JSON.stringify({ ...previous, ...results }, null, 2) + "\n")
-  console.log(`results written to ${out}`)
+  writeFileSync(latestPath, JSON.stringify({ ...readLatest(), ...results }, null, 2) + "\n")
+  console.log(`results written to ${latestPath}`)
 }

@@ -19,6 +19,7 @@ import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
 import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { entriesTable } from "../src/stores/sql/storage.js"
+import { quantizedSearch } from "../src/stores/sql/warm/ExactSearch.js"
 import { WarmIndex } from "../src/stores/sql/warm/WarmIndex.js"
 import { freshSchema, reachable } from "./support/postgres.js"
 
@@ -62,6 +63,58 @@ describe("WarmIndex", () => {
       for (const limit of [1, 5, 20, 100]) expect(texts(index.relevant(seeds, limit, {}))).toEqual(reference(rows, seeds, limit))
     }
     expect(index.highWater).toBe(600)
+  })
+
+  it("ranks exactly from the int8 copy too (a source of 5,000 rows, past the size where it is used)", () => {
+    const index = new WarmIndex(48)
+    const rows = Array.from({ length: 5000 }, (_, i) => {
+      const text = i % 9 === 0 ? `dup ${i % 4}` : sentence()
+      return { id: `r${String(i).padStart(4, "0")}`, text, vector: featureHashingVector(text, 48) }
+    })
+    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
+    // Float32 sums (SIMD, any order) and the reference's doubles may round a near-tie to different
+    // sixth decimals: the ranking must agree score for score, to that precision.
+    const scoreOf = (seeds: ReadonlyArray<Float32Array>) => {
+      const best = new Map<string, number>()
+      for (const r of rows) best.set(r.text, Math.max(best.get(r.text) ?? -Infinity, ...seeds.map((s) => s.reduce((a, x, j) => a + x * r.vector[j]!, 0))))
+      return (text: string) => best.get(text)!
+    }
+    for (let q = 0; q < 12; q++) {
+      const seeds = Array.from({ length: 1 + (q % 5) }, () => featureHashingVector(sentence(), 48))
+      const score = scoreOf(seeds)
+      for (const limit of [1, 20, 150]) {
+        const got = texts(index.relevant(seeds, limit, {}))
+        const want = reference(rows, seeds, limit)
+        expect(got).toHaveLength(want.length)
+        got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
+      }
+    }
+    expect(quantizedSearch).toBe(true) // usearch's prebuilt binary loads here: the int8 path is the one tested
+  })
+
+  it("stays exact when the int8 copy cannot tell the best rows apart (a cluster closer than its resolution)", () => {
+    const dims = 16
+    const index = new WarmIndex(dims)
+    // A question whose int8 form is shorter than itself (31.45 → 31, 32.05 → 32): estimates run low, so
+    // only the error bound can tell the search that rows it did not return may still rank.
+    const a = 31.45 / 127
+    const axis = Float32Array.from({ length: dims }, (_, j) => (j % 2 === 0 ? a : Math.sqrt((1 - (dims / 2) * a * a) / (dims / 2))))
+    const unit = (v: Float32Array) => {
+      const n = Math.hypot(...v)
+      return v.map((x) => x / n)
+    }
+    // 1,000 rows within 0.02 a component of the question (int8 steps are 1/127), 4,000 elsewhere.
+    const rows = Array.from({ length: 5000 }, (_, i) => {
+      const vector = i < 1000 ? unit(axis.map((x) => x + (random() - 0.5) * 4e-2)) : featureHashingVector(sentence(), dims)
+      return { id: `c${String(i).padStart(4, "0")}`, text: `row ${i}`, vector }
+    })
+    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
+    const score = (text: string) => rows.find((r) => r.text === text)!.vector.reduce((a, x, j) => a + x * axis[j]!, 0)
+    for (const limit of [1, 20]) {
+      const got = texts(index.relevant([axis], limit, {}))
+      const want = reference(rows, [axis], limit)
+      got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
+    }
   })
 
   it("filters by equality, images in any case, and orders recent entries by time then id, newest first", () => {

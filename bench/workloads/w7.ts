@@ -5,6 +5,8 @@
  * output: bench/lib/floor.ts) and `sqlOnly` (every source served by SQL: `warmBytes: 0`).
  * Figures: p50Ms, p99Ms of a compile; textRecall and imageRecall@20 of each source's relevance
  * queries against the exact answer; loadMs to open one source's manager; rssMb of the process.
+ * `W7_ONLY=pglite:200,postgres:2000` measures only those (for profiling; the figures of the others
+ * in latest.json are kept).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer, ManagedRuntime } from "effect"
@@ -24,7 +26,7 @@ import { entriesTable } from "../../src/stores/sql/storage.js"
 import { parseVector } from "../../src/stores/sql/vectorText.js"
 import { searchEngine } from "../../src/stores/sql/warm/ExactSearch.js"
 import { type FloorSource, floorCompile, floorSource, rank } from "../lib/floor.js"
-import { results, table } from "../lib/report.js"
+import { readLatest, results, table } from "../lib/report.js"
 import { percentile, prng, round } from "../lib/workload.js"
 import { sampleEntries } from "./w1.js"
 import { databaseUrl } from "./w6.js"
@@ -168,6 +170,17 @@ const measure = (backend: Backend, size: number) =>
     return { rows, ingestMs: round(ingestMs, 0) }
   }).pipe(Effect.provide(backend), Effect.scoped)
 
+/** The figures just measured over the last run's (a partial run keeps the rest). */
+const mergeMeasured = (out: Record<string, Record<string, unknown>>) => {
+  const previous = (readLatest().w7 ?? {}) as Record<string, Record<string, unknown>>
+  return {
+    ...previous,
+    pglite: { ...previous.pglite, ...out.pglite },
+    postgres: { ...previous.postgres, ...out.postgres },
+    searchEngine
+  }
+}
+
 export const w7 = async () => {
   const out: Record<string, Record<string, unknown>> = { pglite: {}, postgres: {} }
   const display: Array<Record<string, unknown>> = []
@@ -212,8 +225,10 @@ export const w7 = async () => {
       }
     ]
   ]
+  const only = process.env.W7_ONLY?.split(",")
   for (const [name, make] of backends) {
     for (const size of SIZES) {
+      if (only !== undefined && !only.includes(`${name}:${size}`)) continue
       const backend = await make()
       if (backend === undefined) break
       try {
@@ -226,6 +241,6 @@ export const w7 = async () => {
       }
     }
   }
-  results.w7 = { ...out, searchEngine }
+  results.w7 = only === undefined ? { ...out, searchEngine } : mergeMeasured(out)
   table(`w7: novel compiles over 4 sources (result cache off; in-memory search: ${searchEngine})`, display)
 }

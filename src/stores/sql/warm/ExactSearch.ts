@@ -3,6 +3,11 @@
  * usearch's SIMD kernels when its native module loads, a plain loop otherwise. Measured here on
  * 20,000 × 256-float vectors and 5 queries: usearch 3.4 ms on one thread, the JS loop 31 ms (9×).
  * usearch reads a typed array from the start of its buffer, so the rows are passed unshifted.
+ *
+ * Large sources also keep their vectors as int8 (`quantize`): a search over them reads a quarter of
+ * the memory and runs about 4× faster (20,000 × 256 × 5 queries: 1.0 ms instead of 3.7), and
+ * `nearestQuantized` gives each row's estimate plus a bound on its error, so that the caller can
+ * re-score the candidates exactly and know when no other row can rank.
  */
 import { createRequire } from "node:module"
 import { availableParallelism } from "node:os"
@@ -10,8 +15,8 @@ import { availableParallelism } from "node:os"
 interface Usearch {
   readonly MetricKind: { readonly IP: string }
   readonly exactSearch: (
-    dataset: Float32Array,
-    queries: Float32Array,
+    dataset: Float32Array | Int8Array,
+    queries: Float32Array | Int8Array,
     dimensions: number,
     count: number,
     metric: string,
@@ -39,7 +44,31 @@ const PARALLEL_FROM = 1 << 22
 const THREADS = Math.min(4, availableParallelism())
 
 /** A copy when the view does not start its buffer (usearch ignores `byteOffset`). */
-const unshifted = (v: Float32Array) => (v.byteOffset === 0 ? v : v.slice())
+const unshifted = <V extends Float32Array | Int8Array>(v: V): V => (v.byteOffset === 0 ? v : (v.slice() as V))
+
+/** Whether the int8 search runs (usearch loaded; the plain loop gains nothing from int8). */
+export const quantizedSearch = native !== undefined
+
+/** Quantized components are round(x × 127): a unit vector's components lie in [-1, 1]. */
+const QUANTIZATION_SCALE = 127
+
+/** Writes `v`'s int8 form into `out` at `offset`; returns the rounding error's norm, ‖v − out / 127‖. */
+export const quantize = (v: Float32Array, out: Int8Array, offset: number): number => {
+  let error = 0
+  for (let j = 0; j < v.length; j++) {
+    const q = Math.max(-127, Math.min(127, Math.round(v[j]! * QUANTIZATION_SCALE)))
+    out[offset + j] = q
+    const d = v[j]! - q / QUANTIZATION_SCALE
+    error += d * d
+  }
+  return Math.sqrt(error)
+}
+
+const norm = (v: Float32Array) => {
+  let s = 0
+  for (let j = 0; j < v.length; j++) s += v[j]! * v[j]!
+  return Math.sqrt(s)
+}
 
 /** One query's best rows, best first, with their inner products. */
 export interface Neighbours {
@@ -102,4 +131,39 @@ export const bestScores = (rows: Float32Array, dims: number, which: Int32Array, 
     for (let j = 0; j < found.rows.length; j++) best[found.rows[j]!] = Math.max(best[found.rows[j]!]!, found.scores[j]!)
   }
   return best
+}
+
+/**
+ * For each query, its `k` best rows by the int8 inner product, best first, each score raised by the
+ * estimate's largest possible error: no row's true inner product exceeds its score here. With x = X/127
+ * + ex and q = Q/127 + eq, |q·x − (Q·X)/127²| ≤ ‖eq‖ (‖x‖ + ‖ex‖) + ‖q‖ ‖ex‖, and the index passes the
+ * largest ‖x‖ (`rowNorm`) and ‖ex‖ (`rowError`) of its rows.
+ */
+export const nearestQuantized = (
+  rows: Int8Array,
+  count: number,
+  dims: number,
+  queries: ReadonlyArray<Float32Array>,
+  k: number,
+  bounds: { readonly rowNorm: number; readonly rowError: number }
+): Array<Neighbours> => {
+  const n = Math.min(k, count)
+  if (native === undefined) throw new Error("nearestQuantized needs usearch (check quantizedSearch first)")
+  if (n <= 0 || queries.length === 0) return queries.map(() => ({ rows: new Int32Array(0), scores: new Float32Array(0) }))
+  const batch = new Int8Array(queries.length * dims)
+  // The last term: usearch returns the integer product as a float32 (|Q·X| ≤ 127² × dims), rounded to 2^-24 of it.
+  const slack = queries.map((q, i) => quantize(q, batch, i * dims) * (bounds.rowNorm + bounds.rowError) + norm(q) * bounds.rowError + dims * 2 ** -23)
+  // One thread: the int8 kernel is fast enough that starting more costs more (measured: 1.1 ms on one, 2.3 on two).
+  const found = native.exactSearch(unshifted(rows.subarray(0, count * dims)), batch, dims, n, native.MetricKind.IP, 1)
+  const words = new Uint32Array(found.keys.buffer, found.keys.byteOffset, found.keys.length * 2)
+  const scale = QUANTIZATION_SCALE * QUANTIZATION_SCALE
+  return queries.map((_, i) => {
+    const out = { rows: new Int32Array(n), scores: new Float32Array(n) }
+    for (let j = 0; j < n; j++) {
+      out.rows[j] = words[2 * (i * n + j)]!
+      // usearch's int8 "ip" distance is 1 - the integer inner product.
+      out.scores[j] = (1 - found.distances[i * n + j]!) / scale + slack[i]!
+    }
+    return out
+  })
 }

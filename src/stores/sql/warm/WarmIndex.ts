@@ -9,13 +9,16 @@
  *   each is scored against every seed, and k grows until no row outside them could still rank (the
  *   `limit`-th score is above every seed's k-th score), so duplicates of a text cannot crowd a
  *   better text out.
+ * - From `QUANTIZED_FROM` rows, the candidates of an unfiltered query come from an int8 copy of the
+ *   vectors, each with a bound on its error; they are re-scored in float32, and the same stopping
+ *   rule (with the bounds) keeps the answer exact.
  * - A filter narrows the rows first; the image subset (`type` any case of "image") and the last
  *   few filters keep their rows gathered, until the next write.
  * - `upsert` keeps it current row by row (by id); `bytes` estimates what it holds, for the cache's
  *   byte budget.
  */
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
-import { bestScores, nearest } from "./ExactSearch.js"
+import { bestScores, nearest, nearestQuantized, quantize, quantizedSearch } from "./ExactSearch.js"
 
 /** Object, array-slot and map-entry overhead of one row, estimated (V8, 64-bit). */
 const ROW_OVERHEAD_BYTES = 240
@@ -23,6 +26,10 @@ const ROW_OVERHEAD_BYTES = 240
 const SUBSET_CACHE = 8
 /** Candidates asked of the exact search beyond `limit`: room for duplicate texts before a retry. */
 const CANDIDATE_MARGIN = 8
+/** From this many rows, a search over all of them starts with the int8 copy (below, float32 is as fast as the extra pass). */
+const QUANTIZED_FROM = 4096
+/** Candidates asked of the int8 search: its bound is loose (~0.03 of cosine), and 128 was enough for every w7 question. */
+const QUANTIZED_CANDIDATES = 128
 /** A rank's score must clear the cut by this much (float32 search, scores rounded to 1e-6). */
 const SCORE_EPSILON = 2e-6
 
@@ -63,6 +70,10 @@ export class WarmIndex {
   highWater = 0
   private count = 0
   private vectors: Float32Array
+  /** The vectors as int8 (when usearch runs), and the largest norm and rounding error of any row. */
+  private quantized: Int8Array | undefined
+  private rowNorm = 0
+  private rowError = 0
   private readonly ids: Array<string> = []
   private readonly texts: Array<string> = []
   private readonly timestamps: Array<number> = []
@@ -79,6 +90,7 @@ export class WarmIndex {
 
   constructor(readonly dimensions: number, capacity = 64) {
     this.vectors = new Float32Array(Math.max(1, capacity) * dimensions)
+    this.quantized = quantizedSearch ? new Int8Array(this.vectors.length) : undefined
     this.searchable = new Uint8Array(Math.max(1, capacity))
   }
 
@@ -90,7 +102,7 @@ export class WarmIndex {
   get bytes(): number {
     let derived = (this.order?.byteLength ?? 0) + (this.images === undefined ? 0 : this.images.vectors.byteLength + this.images.rows.byteLength)
     for (const s of this.subsets.values()) derived += s.vectors.byteLength + s.rows.byteLength
-    return this.vectors.byteLength + this.searchable.byteLength + this.rowsBytes + derived
+    return this.vectors.byteLength + (this.quantized?.byteLength ?? 0) + this.searchable.byteLength + this.rowsBytes + derived
   }
 
   /** Adds or replaces a row (by id). `vector` is read from `source` at `offset` (the dimensions' floats). */
@@ -108,8 +120,20 @@ export class WarmIndex {
     this.timestamps[r] = row.ts
     this.metadata[r] = row.metadata
     const o = r * this.dimensions
-    if (source === undefined) this.vectors.fill(0, o, o + this.dimensions)
-    else this.vectors.set(source.subarray(offset, offset + this.dimensions), o)
+    if (source === undefined) {
+      this.vectors.fill(0, o, o + this.dimensions)
+      this.quantized?.fill(0, o, o + this.dimensions)
+    } else {
+      const vector = source.subarray(offset, offset + this.dimensions)
+      this.vectors.set(vector, o)
+      if (this.quantized !== undefined) {
+        // The bounds only grow (a replaced row's may have been the largest): they stay bounds.
+        this.rowError = Math.max(this.rowError, quantize(vector, this.quantized, o))
+        let norm = 0
+        for (let j = 0; j < vector.length; j++) norm += vector[j]! * vector[j]!
+        this.rowNorm = Math.max(this.rowNorm, Math.sqrt(norm))
+      }
+    }
     this.searchable[r] = source === undefined || row.text.trim().length === 0 ? 0 : 1
     const bytes = ROW_OVERHEAD_BYTES + 2 * (row.id.length + row.text.length) + 2 * JSON.stringify(row.metadata).length
     this.rowBytes[r] = bytes
@@ -139,11 +163,17 @@ export class WarmIndex {
     const size = subset === undefined ? this.count : subset.rows.length
     if (size === 0) return []
     const vectors = subset === undefined ? this.vectors : subset.vectors
-    for (let k = Math.min(size, limit + CANDIDATE_MARGIN); ; k = Math.min(size, k * 4)) {
-      // Every position outside the candidates scores at most the best of the seeds' k-th scores.
+    const quantized = subset === undefined && size >= QUANTIZED_FROM ? this.quantized : undefined
+    const first = quantized === undefined ? limit + CANDIDATE_MARGIN : Math.max(limit + CANDIDATE_MARGIN, QUANTIZED_CANDIDATES)
+    for (let k = Math.min(size, first); ; k = Math.min(size, k * 4)) {
+      // Every position outside the candidates scores at most the best of the seeds' k-th scores
+      // (the int8 search's scores are upper bounds of the true ones).
       let cut = -Infinity
       const candidates = new Set<number>()
-      for (const found of nearest(vectors, size, this.dimensions, seeds, k)) {
+      const search = quantized === undefined
+        ? nearest(vectors, size, this.dimensions, seeds, k)
+        : nearestQuantized(quantized, size, this.dimensions, seeds, k, { rowNorm: this.rowNorm, rowError: this.rowError })
+      for (const found of search) {
         found.rows.forEach((p) => candidates.add(p))
         if (found.rows.length === k) cut = Math.max(cut, found.scores[k - 1]!)
       }
@@ -220,6 +250,11 @@ export class WarmIndex {
     const vectors = new Float32Array(next * this.dimensions)
     vectors.set(this.vectors)
     this.vectors = vectors
+    if (this.quantized !== undefined) {
+      const quantized = new Int8Array(next * this.dimensions)
+      quantized.set(this.quantized)
+      this.quantized = quantized
+    }
     const searchable = new Uint8Array(next)
     searchable.set(this.searchable)
     this.searchable = searchable
