@@ -1,11 +1,17 @@
 /** Vector arithmetic on `Float32Array`s, shared by the embedders and the in-memory search. */
 
+/** The Euclidean length of `v`. */
+export const norm = (v: Float32Array): number => {
+  let sum = 0
+  for (let i = 0; i < v.length; i++) sum += v[i]! * v[i]!
+  return Math.sqrt(sum)
+}
+
 /** Scales `v` to unit length in place (a zero vector stays zero). */
 export const normalize = (v: Float32Array): Float32Array => {
-  let norm = 0
-  for (let i = 0; i < v.length; i++) norm += v[i]! * v[i]!
-  if (norm > 0) {
-    const scale = 1 / Math.sqrt(norm)
+  const length = norm(v)
+  if (length > 0) {
+    const scale = 1 / length
     for (let i = 0; i < v.length; i++) v[i]! *= scale
   }
   return v

@@ -10,6 +10,7 @@
  * re-score the candidates exactly and know when no other row can rank.
  */
 import { createRequire } from "node:module"
+import { dot, norm } from "../../../embedding/vector.js"
 import { availableParallelism } from "node:os"
 
 interface Usearch {
@@ -64,12 +65,6 @@ export const quantize = (v: Float32Array, out: Int8Array, offset: number): numbe
   return Math.sqrt(error)
 }
 
-const norm = (v: Float32Array) => {
-  let s = 0
-  for (let j = 0; j < v.length; j++) s += v[j]! * v[j]!
-  return Math.sqrt(s)
-}
-
 /** One query's best rows, best first, with their inner products. */
 export interface Neighbours {
   readonly rows: Int32Array
@@ -81,9 +76,7 @@ const nearestJs = (rows: Float32Array, count: number, dims: number, query: Float
   const bestScore = new Float32Array(k).fill(-Infinity)
   const bestRow = new Int32Array(k).fill(-1)
   for (let r = 0; r < count; r++) {
-    const o = r * dims
-    let s = 0
-    for (let j = 0; j < dims; j++) s += query[j]! * rows[o + j]!
+    const s = dot(query, rows, r * dims, dims)
     if (s <= bestScore[k - 1]!) continue
     let p = k - 1
     while (p > 0 && bestScore[p - 1]! < s) {
@@ -110,13 +103,26 @@ export const nearest = (rows: Float32Array, count: number, dims: number, queries
   if (native === undefined) return queries.map((q) => nearestJs(rows, count, dims, q, n))
   const threads = count * dims * queries.length >= PARALLEL_FROM ? THREADS : 1
   const found = native.exactSearch(unshifted(rows.subarray(0, count * dims)), batchOf(queries, dims), dims, n, native.MetricKind.IP, threads)
+  return neighboursOf(found, queries.length, n, (product) => product)
+}
+
+/**
+ * Each query's `n` results from usearch, with `score` applied to each inner product (usearch's "ip"
+ * distance is 1 - the inner product; for int8, the integer one).
+ */
+const neighboursOf = (
+  found: { readonly keys: BigUint64Array; readonly distances: Float32Array },
+  queries: number,
+  n: number,
+  score: (product: number, query: number) => number
+): Array<Neighbours> => {
   // Keys are 64-bit but below 2^31: read their low words (little-endian) instead of converting BigInts.
   const words = new Uint32Array(found.keys.buffer, found.keys.byteOffset, found.keys.length * 2)
-  return queries.map((_, i) => {
+  return Array.from({ length: queries }, (_, i) => {
     const out = { rows: new Int32Array(n), scores: new Float32Array(n) }
     for (let j = 0; j < n; j++) {
       out.rows[j] = words[2 * (i * n + j)]!
-      out.scores[j] = 1 - found.distances[i * n + j]! // usearch's "ip" distance is 1 - the inner product
+      out.scores[j] = score(1 - found.distances[i * n + j]!, i)
     }
     return out
   })
@@ -155,15 +161,6 @@ export const nearestQuantized = (
   const slack = queries.map((q, i) => quantize(q, batch, i * dims) * (bounds.rowNorm + bounds.rowError) + norm(q) * bounds.rowError + dims * 2 ** -23)
   // One thread: the int8 kernel is fast enough that starting more costs more (measured: 1.1 ms on one, 2.3 on two).
   const found = native.exactSearch(unshifted(rows.subarray(0, count * dims)), batch, dims, n, native.MetricKind.IP, 1)
-  const words = new Uint32Array(found.keys.buffer, found.keys.byteOffset, found.keys.length * 2)
   const scale = QUANTIZATION_SCALE * QUANTIZATION_SCALE
-  return queries.map((_, i) => {
-    const out = { rows: new Int32Array(n), scores: new Float32Array(n) }
-    for (let j = 0; j < n; j++) {
-      out.rows[j] = words[2 * (i * n + j)]!
-      // usearch's int8 "ip" distance is 1 - the integer inner product.
-      out.scores[j] = (1 - found.distances[i * n + j]!) / scale + slack[i]!
-    }
-    return out
-  })
+  return neighboursOf(found, queries.length, n, (product, i) => product / scale + slack[i]!)
 }

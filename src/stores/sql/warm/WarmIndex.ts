@@ -18,6 +18,7 @@
  *   byte budget.
  */
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
+import { norm } from "../../../embedding/vector.js"
 import { bestScores, nearest, nearestQuantized, quantize, quantizedSearch } from "./ExactSearch.js"
 
 /** Object, array-slot and map-entry overhead of one row, estimated (V8, 64-bit). */
@@ -129,9 +130,7 @@ export class WarmIndex {
       if (this.quantized !== undefined) {
         // The bounds only grow (a replaced row's may have been the largest): they stay bounds.
         this.rowError = Math.max(this.rowError, quantize(vector, this.quantized, o))
-        let norm = 0
-        for (let j = 0; j < vector.length; j++) norm += vector[j]! * vector[j]!
-        this.rowNorm = Math.max(this.rowNorm, Math.sqrt(norm))
+        this.rowNorm = Math.max(this.rowNorm, norm(vector))
       }
     }
     this.searchable[r] = source === undefined || row.text.trim().length === 0 ? 0 : 1
