@@ -21,7 +21,7 @@ export const cacheWeight = Metric.gauge("pantheon_cache_weight", { description: 
 export const cacheLoadDuration = Metric.histogram("pantheon_cache_load_duration_ms", durationBoundaries, "Duration of loads in milliseconds")
 
 export const warmBytes = Metric.gauge("pantheon_warm_bytes", { description: "Bytes the cached warm managers hold (entries and vectors in memory)" })
-export const storeQueries = Metric.counter("pantheon_store_queries_total", { description: "Queries of the SQL stores, by where they were answered (served: warm, sql)", incremental: true })
+export const storeQueries = Metric.counter("pantheon_store_queries_total", { description: "Queries the SQL stores ran, by where (served: warm, sql); result-cache hits are not counted", incremental: true })
 
 export const compileDuration = Metric.histogram("pantheon_compile_duration_ms", durationBoundaries, "Duration of compile in milliseconds")
 export const compileTotal = Metric.counter("pantheon_compile_total", { description: "Compiles, by outcome", incremental: true })

@@ -5,13 +5,14 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, ManagedRuntime, TestClock } from "effect"
+import { Context, Effect, Layer, ManagedRuntime, Metric, TestClock } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import type { StoreEntry, Where } from "../src/domain/schemas.js"
 import { Embedder } from "../src/embedding/Embedder.js"
 import { featureHashingVector } from "../src/embedding/hashing.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { PostgresStoreLive } from "../src/layers/PostgresStoreLive.js"
+import * as M from "../src/metrics.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { bytesHeld, ManagerCache } from "../src/services/ManagerCache.js"
 import { StoreEvents } from "../src/services/StoreEvents.js"
@@ -202,6 +203,28 @@ layer(Stores, { timeout: "60 seconds" })("warm managers on PGlite", (it) => {
       const small = yield* store.openDescriptor(descriptor, { warmBytes: 10_000 })
       expect(small.weight).toBeUndefined()
       expect(texts(yield* small.getMostRecent(1))).toHaveLength(1)
+    }))
+})
+
+layer(SqlStore.layer().pipe(Layer.provideMerge(Embedded)), { timeout: "60 seconds" })("the store-query counter", (it) => {
+  const count = (served: "warm" | "sql") => Effect.map(Metric.value(Metric.tagged(M.storeQueries, "served", served)), (c) => c.count)
+
+  it.effect("counts the queries a store runs, by where they are served; a result-cache hit is not one", () =>
+    Effect.gen(function* () {
+      const store = yield* SqlStore
+      const descriptor = yield* store.registerSource("counted")
+      yield* (yield* store.open("counted")).insert(corpus(30))
+      const warm = yield* store.openDescriptor(descriptor, { warmBytes: 1 << 30 })
+      const fromSql = yield* store.openDescriptor(descriptor)
+      expect(warm.weight).toBeDefined()
+      expect(fromSql.weight).toBeUndefined()
+      const [warmBefore, sqlBefore] = [yield* count("warm"), yield* count("sql")]
+      for (let i = 0; i < 2; i++) {
+        yield* warm.getMostRelevant(["database migration"], 5)
+        yield* fromSql.getMostRecent(5)
+      }
+      expect((yield* count("warm")) - warmBefore).toBe(1)
+      expect((yield* count("sql")) - sqlBefore).toBe(1)
     }))
 })
 

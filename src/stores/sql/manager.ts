@@ -41,7 +41,23 @@ export interface SqlManagerContext {
   readonly insertBatch: number
 }
 
-const SERVED_SQL = [MetricLabel.make("served", "sql")]
+const SERVED = { warm: [MetricLabel.make("served", "warm")], sql: [MetricLabel.make("served", "sql")] } as const
+
+/**
+ * A query of a source, answered through its result cache (when it is on) and counted in
+ * `pantheon_store_queries_total` by where it was served, when it is run (a result-cache hit is not a
+ * query): the one path of the SQL and the warm manager.
+ */
+export const served = (
+  context: SqlManagerContext,
+  id: string,
+  where: keyof typeof SERVED,
+  key: string,
+  run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>
+): Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError> => {
+  const counted = Effect.zipRight(Effect.sync(() => M.storeQueries.unsafeUpdate(1, SERVED[where])), run)
+  return context.results === undefined ? counted : context.results.query(id, key, counted)
+}
 
 const Numeric = Schema.Union(Schema.Number, Schema.NumberFromString, Schema.BigIntFromSelf.pipe(Schema.transform(Schema.Number, { decode: Number, encode: BigInt })))
 
@@ -89,7 +105,7 @@ export const validFilter = (id: string, operation: string, where: Where | undefi
   Either.mapLeft(validateWhere(where), (e) => new StoreQueryError({ id, operation, reason: e.message, cause: e }))
 
 export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDescriptor): StoreManager => {
-  const { sql, embedder, events, results } = context
+  const { sql, embedder, events } = context
   const id = descriptor.id
   const mode = descriptor.vectorMode
   const table = sql(entriesTable(descriptor.storage))
@@ -101,13 +117,13 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
     return image ? sql`e.metadata @> ${contained}::jsonb AND lower(e.metadata->>'type') = 'image'` : sql`e.metadata @> ${contained}::jsonb`
   }
 
-  const cachedQuery = (key: string, run: Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError>) =>
-    results === undefined ? run : results.query(id, key, run)
-
   const getMostRecent = (limit: number, where?: Where) =>
     Effect.flatMap(validFilter(id, "getMostRecent", where), (valid) => {
       const n = countOf(limit)
-      return cachedQuery(
+      return served(
+        context,
+        id,
+        "sql",
         resultKey.recent(n, valid),
         sql`SELECT e.id, e.text, e.ts, e.metadata FROM ${table} e WHERE ${conditionOf(valid)} ORDER BY e.ts DESC, e.id COLLATE "C" DESC LIMIT ${n}`.pipe(
           Effect.flatMap(decodeRows),
@@ -115,7 +131,7 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
           Effect.mapError(queryError("getMostRecent"))
         )
       )
-    }).pipe(Effect.tap(() => M.storeQueries.unsafeUpdate(1, SERVED_SQL)), Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "sql" }, captureStackTrace: false }))
+    }).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "sql" }, captureStackTrace: false }))
 
   /** The best `n` distinct texts over all seeds, in one statement (the seeds' vectors parsed once). */
   const rankSql = (vectors: string, condition: Statement.Fragment, n: number) => {
@@ -140,8 +156,10 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
       const n = countOf(limit)
       if (seeds.length === 0 || n === 0) return []
       const valid = yield* validFilter(id, "getMostRelevant", where)
-      M.storeQueries.unsafeUpdate(1, SERVED_SQL)
-      return yield* cachedQuery(
+      return yield* served(
+        context,
+        id,
+        "sql",
         resultKey.relevant(n, valid, seeds),
         Effect.gen(function* () {
           const vectors = yield* embedder.embed(seeds).pipe(Effect.mapError(queryError("getMostRelevant")))

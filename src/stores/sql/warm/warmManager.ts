@@ -12,18 +12,15 @@
  *   behind the library's back.
  * - It weighs what it holds (`weight`), which the manager cache bounds.
  */
-import { Effect, Either, MetricLabel, type Scope } from "effect"
+import { Effect, Either, type Scope } from "effect"
 import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
-import * as M from "../../../metrics.js"
 import type { StoreManager } from "../../../services/StoreManager.js"
 import type { SqlSourceDescriptor } from "../catalog.js"
-import { countOf, resultKey, seedsOf, type SqlManagerContext, sqlManager, validFilter } from "../manager.js"
+import { countOf, resultKey, seedsOf, served, type SqlManagerContext, sqlManager, validFilter } from "../manager.js"
 import { entriesTable } from "../storage.js"
 import { parseVector } from "../vectorText.js"
 import { WarmIndex } from "./WarmIndex.js"
-
-const SERVED_WARM = [MetricLabel.make("served", "warm")]
 
 export interface WarmContext extends SqlManagerContext {
   /** The highest `seq` of a source that this instance has heard of (from `DataWritten` events). */
@@ -85,16 +82,7 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
       Effect.suspend(() => (context.knownHighWater(id) > index.highWater ? Effect.asVoid(catchUp(operation)) : Effect.void))
 
     const answer = (key: string, operation: string, run: () => Array<StoreEntry>) =>
-      Effect.zipRight(
-        current(operation),
-        Effect.suspend(() => {
-          const compute = Effect.sync(() => {
-            M.storeQueries.unsafeUpdate(1, SERVED_WARM)
-            return run()
-          })
-          return context.results === undefined ? compute : context.results.query(id, key, compute)
-        })
-      )
+      Effect.zipRight(current(operation), served(context, id, "warm", key, Effect.sync(run)))
 
     const getMostRecent = (limit: number, where?: Where): Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError> =>
       !state.ready ? sqlBacked.getMostRecent(limit, where) : Effect.flatMap(validFilter(id, "getMostRecent", where), (valid) => {
