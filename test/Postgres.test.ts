@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, ManagedRuntime, Scope, Stream } from "effect"
-import { afterAll, beforeAll } from "vitest"
 import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { PostgresStoreLive } from "../src/layers/PostgresStoreLive.js"
@@ -16,16 +15,10 @@ import { StoreEvents } from "../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { corpus } from "./support/corpus.js"
-import { connectionsOf, freshSchema, makeProxy, query, reachable } from "./support/postgres.js"
+import { connectionsOf, makeProxy, query, schemaForFile } from "./support/postgres.js"
 
-const up = await reachable()
-let db: Awaited<ReturnType<typeof freshSchema>>
-beforeAll(async () => {
-  if (up) db = await freshSchema("pg")
-})
-afterAll(async () => {
-  if (up) await db.drop()
-})
+const db = await schemaForFile("pg")
+const up = db.up
 
 const channel = `pantheon_test_${Math.random().toString(36).slice(2, 8)}`
 const instance = (options: { url?: string; maxConnections?: number; applicationName?: string; cache?: object } = {}) =>

@@ -6,7 +6,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, Layer, ManagedRuntime, Metric, TestClock } from "effect"
-import { afterAll, beforeAll } from "vitest"
 import type { StoreEntry, Where } from "../src/domain/schemas.js"
 import { Embedder } from "../src/embedding/Embedder.js"
 import { featureHashingVector } from "../src/embedding/hashing.js"
@@ -22,7 +21,7 @@ import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { entriesTable } from "../src/stores/sql/storage.js"
 import { quantizedSearch } from "../src/stores/sql/warm/ExactSearch.js"
 import { WarmIndex } from "../src/stores/sql/warm/WarmIndex.js"
-import { freshSchema, reachable } from "./support/postgres.js"
+import { schemaForFile } from "./support/postgres.js"
 
 const texts = (entries: ReadonlyArray<StoreEntry>) => entries.map((e) => e.text)
 
@@ -273,14 +272,8 @@ describe("in the manager cache", () => {
     }).pipe(Effect.provide(live({ warmBytes: 300_000, capacity: 6 }))))
 })
 
-const up = await reachable()
-let db: Awaited<ReturnType<typeof freshSchema>>
-beforeAll(async () => {
-  if (up) db = await freshSchema("warm")
-})
-afterAll(async () => {
-  if (up) await db.drop()
-})
+const db = await schemaForFile("warm")
+const up = db.up
 
 describe.skipIf(!up)("two instances on the PostgreSQL server", () => {
   it("a write on one is in the other's next compile after the notification", async () => {

@@ -5,7 +5,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, Either, Layer, ManagedRuntime, Stream } from "effect"
-import { afterAll, beforeAll } from "vitest"
 import { Embedder } from "../../src/embedding/Embedder.js"
 import { PersistenceAdapterLive } from "../../src/layers/PersistenceAdapterLive.js"
 import { PostgresStoreLive } from "../../src/layers/PostgresStoreLive.js"
@@ -13,7 +12,7 @@ import { StoreEvents } from "../../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../../src/services/StoreManagerRegistry.js"
 import { PgliteClient } from "../../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../../src/stores/sql/SqlStore.js"
-import { freshSchema, query, reachable } from "../support/postgres.js"
+import { freshSchema, query, schemaForFile } from "../support/postgres.js"
 
 const texts = (entries: ReadonlyArray<{ text: unknown }>) => entries.map((e) => e.text)
 const longId = (end: string) => `source_${"x".repeat(111)}_${end}`
@@ -95,14 +94,8 @@ describe("the migration of a layout-1 store", () => {
     ), 60_000)
 })
 
-const up = await reachable()
-let db: Awaited<ReturnType<typeof freshSchema>>
-beforeAll(async () => {
-  if (up) db = await freshSchema("storage")
-})
-afterAll(async () => {
-  if (up) await db.drop()
-})
+const db = await schemaForFile("storage")
+const up = db.up
 
 describe.skipIf(!up)("on the PostgreSQL server", () => {
   const channel = `pantheon_storage_${Math.random().toString(36).slice(2, 8)}`

@@ -4,6 +4,7 @@
  * never see each other's tables or messages.
  */
 import pg from "pg"
+import { afterAll, beforeAll } from "vitest"
 import * as net from "node:net"
 import { createServer, type Server, type Socket } from "node:net"
 
@@ -42,6 +43,27 @@ export const freshSchema = async (name: string) => {
   const url = new URL(baseUrl)
   url.searchParams.set("options", `-c search_path=${schema}`)
   return { schema, url: url.toString(), drop: () => query(`DROP SCHEMA ${schema} CASCADE`) }
+}
+
+/**
+ * A test file's schema on the server: `up` says whether the server answers; the schema is made
+ * before the file's tests and dropped after them (its `url` puts every connection in it).
+ */
+export const schemaForFile = async (name: string) => {
+  const up = await reachable()
+  let schema: Awaited<ReturnType<typeof freshSchema>> | undefined
+  beforeAll(async () => {
+    if (up) schema = await freshSchema(name)
+  })
+  afterAll(async () => {
+    await schema?.drop()
+  })
+  return {
+    up,
+    get url() {
+      return schema!.url
+    }
+  }
 }
 
 export const connectionsOf = async (applicationName: string) =>
