@@ -3,8 +3,6 @@ import { ValidationError } from "@effect/cli"
 import { Cause } from "effect"
 import { errorReason } from "../domain/errors.js"
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : errorReason(error))
-
 /**
  * The exit code and the lines for stderr: a typed failure is `error: <message>`; an unexpected one
  * (a defect) is `error: unexpected failure: <message>`, with the whole cause after it under
@@ -17,7 +15,7 @@ export const describeFailure = (cause: Cause.Cause<unknown>, verbose: boolean): 
   if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) return { exitCode: 1, lines: [] }
   const line =
     failure._tag === "Some"
-      ? `error: ${messageOf(failure.value)}`
-      : `error: unexpected failure: ${messageOf(Cause.squash(cause))}${verbose ? "" : " (--verbose shows the cause)"}`
+      ? `error: ${errorReason(failure.value)}`
+      : `error: unexpected failure: ${errorReason(Cause.squash(cause))}${verbose ? "" : " (--verbose shows the cause)"}`
   return { exitCode: 1, lines: [line.replace(/\s*\n\s*/g, " "), ...(verbose ? [Cause.pretty(cause)] : [])] }
 }
