@@ -255,8 +255,8 @@ export const cacheConfigFromEnv: Config.Config<CacheConfig> = Config.all(
     const input: Record<string, unknown> = {}
     for (const [name, value] of Object.entries(values)) {
       if (Option.isNone(value)) continue
-      const numeric = Number(value.value)
-      input[name] = name === "capacity" || name === "loadConcurrency" || name === "refreshAhead" || name === "warmBytes" ? numeric : value.value
+      // A field whose default is a number reads its variable as one; the durations parse their text.
+      input[name] = typeof fields[name as FieldName].default === "number" ? Number(value.value) : value.value
     }
     return Either.mapLeft(decodeCacheConfig(input), (e) =>
       ConfigError.InvalidData([fields[e.field as FieldName]?.env ?? e.field], e.message)
