@@ -45,7 +45,7 @@ describe("makePantheonPersistenceAdapter", () => {
     expect(stats.misses).toBe(100) // the warm compiles were all hits
     expect(stats.hits).toBeGreaterThan(300)
     expect(Object.keys(stats).sort()).toEqual(
-      ["evictions", "expirations", "hitRate", "hits", "invalidations", "loadFailures", "loads", "misses", "refreshes", "size", "staleServed", "weight"].sort()
+      ["evictionPolicy", "evictions", "expirations", "hitRate", "hits", "invalidations", "loadFailures", "loads", "misses", "refreshes", "size", "staleServed", "weight"].sort()
     )
   })
 

@@ -21,6 +21,15 @@ export class AccessOrder<N extends Linked<N>> {
     this.last = node
   }
 
+  /** Inserts at the least recently used end. */
+  prepend(node: N): void {
+    node.next = this.first
+    node.prev = null
+    if (this.first === null) this.last = node
+    else this.first.prev = node
+    this.first = node
+  }
+
   remove(node: N): void {
     if (node.prev === null) this.first = node.next
     else node.prev.next = node.next

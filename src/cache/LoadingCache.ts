@@ -25,7 +25,8 @@
  * - **Invalidation** (`invalidate`, `invalidateWhen`, `invalidateAll`) drops entries at once; a load
  *   already running still answers its waiters, but its result is not cached.
  * - **Bounds**: at most `capacity` entries and, with a `weigher`, at most `maxWeight` total weight;
- *   adaptive W-TinyLFU chooses what to evict (`WindowTinyLfu.ts`).
+ *   adaptive W-TinyLFU chooses what to evict (`WindowTinyLfu.ts`), or plain LRU while W-TinyLFU
+ *   has not shown it would hit more (`PolicyDuel.ts`; weighted caches always use W-TinyLFU).
  * - Keys are compared as `Map` keys (strings and numbers by value, objects by reference), not with
  *   `Equal`: use string or number keys.
  * - The cache reads the `Clock` of the fiber that builds it (build it after `TestClock` is in place).
@@ -40,6 +41,7 @@
 import { Cache, Cause, type Clock, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Runtime, Schedule, type Scope } from "effect"
 import * as M from "../metrics.js"
 import { hashKey } from "./FrequencySketch.js"
+import { type EvictionPolicy, PolicyDuel } from "./PolicyDuel.js"
 import { Region, type PolicyNode, WindowTinyLfu } from "./WindowTinyLfu.js"
 
 export interface LoadingCacheOptions<Key, Value, Error = never, R = never> {
@@ -86,6 +88,8 @@ export interface LoadingCacheStats extends Cache.CacheStats {
   readonly weight: number
   /** hits / (hits + misses), 0 before any request. */
   readonly hitRate: number
+  /** The eviction serving now: `"lru"` until W-TinyLFU has shown it would hit more (`PolicyDuel.ts`); weighted caches are always `"w-tinylfu"`. */
+  readonly evictionPolicy: EvictionPolicy
 }
 
 export interface LoadingCache<in out Key, in out Value, out Error = never> extends Cache.Cache<Key, Value, Error> {
@@ -178,6 +182,8 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private invalidations = 0
   private refreshes = 0
   private staleServed = 0
+  /** Chooses between LRU and W-TinyLFU for an unweighted, bounded cache. */
+  private readonly duel: PolicyDuel | null
 
   constructor(
     private readonly options: LoadingCacheOptions<K, V, E, any>,
@@ -196,6 +202,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         this.metrics.evictions()
       }
     })
+    this.duel = weighted || !Number.isFinite(options.capacity) ? null : new PolicyDuel(this.policy)
     this.label = options.label ?? "cache"
     this.metrics = M.forCache(this.label)
     this.staleFor = options.staleIfError === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleIfError))
@@ -261,6 +268,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     this.hits++
     this.metrics.hits()
     this.policy.onHit(node)
+    this.duel?.observe(node.hash, true)
     return ready
   }
 
@@ -273,6 +281,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private miss(key: K, hash: number, lookup?: () => Effect.Effect<V, E>): Effect.Effect<V, E> {
     this.countMiss()
     this.policy.onMiss(hash)
+    this.duel?.observe(hash, false)
     return this.loadNew(key, hash, lookup)
   }
 
@@ -680,7 +689,8 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         refreshes: this.refreshes,
         staleServed: this.staleServed,
         weight: this.policy.weightedSize,
-        hitRate: requests === 0 ? 0 : this.hits / requests
+        hitRate: requests === 0 ? 0 : this.hits / requests,
+        evictionPolicy: this.duel?.current ?? "w-tinylfu"
       }
     })
   }

@@ -23,6 +23,10 @@
  * in caches of a few hundred entries and left the policy up to 3 points below LRU on recency
  * traces, where the ghost probes keep it within half a point and keep the frequency wins.
  *
+ * Even so, where only recency predicts reuse any main region costs a few hits against a plain LRU;
+ * `useLru` turns the whole cache into the window (an LRU), and an unweighted cache runs W-TinyLFU
+ * only while a duel with a shadow LRU says it hits more (`PolicyDuel.ts`).
+ *
  * Hash flooding: an attacker who makes the victim look popular would have every candidate refused.
  * A candidate that is at least warm is admitted anyway with a small random chance (jitter) [1].
  *
@@ -72,6 +76,8 @@ export interface WindowTinyLfuOptions<N> {
   readonly onEvict: (node: N) => void
   /** For the admission jitter; `Math.random` by default. */
   readonly random?: () => number
+  /** A frequency sketch to read instead of one of its own (a shadow of this policy shares the cache's: `PolicyDuel.ts`). */
+  readonly sketch?: FrequencySketch
 }
 
 export class WindowTinyLfu<N extends PolicyNode<N>> {
@@ -82,6 +88,8 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   /** The window's share of `maximum` (the rest is the main region), as the climbing left it. */
   windowMaximum: number
   protectedMaximum: number
+  /** Whether the window takes the whole cache (plain LRU, no admission, no climbing): see `useLru`. */
+  lru = false
   readonly maximum: number
   private readonly maximumEntries: number
   private readonly weighted: boolean
@@ -103,9 +111,9 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     this.windowMaximum = Math.max(Math.min(1, this.maximum), Math.ceil(PERCENT_WINDOW * this.maximum))
     this.protectedMaximum = Math.floor(PERCENT_MAIN_PROTECTED * (this.maximum - this.windowMaximum))
     const entries = this.weighted ? Math.min(this.maximumEntries, 16) : Math.min(this.maximum, this.maximumEntries)
-    this.sketch = new FrequencySketch(Number.isFinite(entries) ? entries : 16)
-    this.windowGhosts = new GhostList(GHOST_SHARE * this.sketch.capacity)
-    this.mainGhosts = new GhostList(GHOST_SHARE * this.sketch.capacity)
+    this.sketch = options.sketch ?? new FrequencySketch(Number.isFinite(entries) ? entries : 16)
+    this.windowGhosts = new GhostList(this.ghostCapacity())
+    this.mainGhosts = new GhostList(this.ghostCapacity())
     this.onEvict = options.onEvict
     this.random = options.random ?? Math.random
   }
@@ -117,11 +125,12 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
 
   /** A request that found nothing to serve: if a region evicted the key lately, that region wanted more room. */
   onMiss(hash: number): void {
+    if (this.lru) return
     if (this.windowGhosts.take(hash)) this.increaseWindow(this.unit())
     else if (this.mainGhosts.take(hash)) this.decreaseWindow(this.unit())
   }
 
-  /** A request served by `node`: reorders it. */
+  /** A request served by `node` (or a write to it): reorders it. */
   onHit(node: N): void {
     switch (node.region) {
       case Region.Window:
@@ -149,9 +158,9 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     this.windowWeight += weight
     this.weightedSize += weight
     this.count++
-    if (this.sketch.ensureCapacity(this.count)) {
-      this.windowGhosts.resize(GHOST_SHARE * this.sketch.capacity)
-      this.mainGhosts.resize(GHOST_SHARE * this.sketch.capacity)
+    if (this.weighted && this.sketch.ensureCapacity(this.count)) {
+      this.windowGhosts.resize(this.ghostCapacity())
+      this.mainGhosts.resize(this.ghostCapacity())
     }
     this.evict()
   }
@@ -166,6 +175,35 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     else if (node.region === Region.Protected) this.protectedWeight += delta
     this.demoteFromProtected()
     this.evict()
+  }
+
+  /**
+   * Serves as a plain LRU: the window takes the whole cache, so nothing is refused admission and
+   * the least recently used entry is evicted. The main region's entries join the window at its
+   * least recently used end (protected after probation), and the window's size stops climbing.
+   */
+  useLru(): void {
+    if (this.lru) return
+    this.lru = true
+    this.resizeWindow(this.maximum)
+    for (const segment of [this.protected, this.probation]) {
+      for (let node = segment.last; node !== null; node = segment.last) {
+        segment.remove(node)
+        if (node.region === Region.Protected) this.protectedWeight -= node.weight
+        node.region = Region.Window
+        this.window.prepend(node)
+        this.windowWeight += node.weight
+      }
+    }
+  }
+
+  /** Serves as W-TinyLFU again, with a window of `windowMaximum` (its least recently used entries move to probation). */
+  useTinyLfu(windowMaximum: number): void {
+    if (!this.lru) return
+    this.lru = false
+    const floor = Math.max(1, Math.floor(MIN_PERCENT_MAIN * this.maximum))
+    this.resizeWindow(Math.max(1, Math.min(this.maximum - floor, Math.round(windowMaximum))))
+    this.evictFromWindow()
   }
 
   /** Removes the entry (invalidated or expired): not an eviction. */
@@ -195,6 +233,12 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     yield* this.window
     yield* this.probation
     yield* this.protected
+  }
+
+  /** Each ghost list remembers `GHOST_SHARE` of the entries the cache holds (or is sized for). */
+  private ghostCapacity(): number {
+    const entries = this.weighted ? this.sketch.capacity : Math.min(this.maximum, this.maximumEntries)
+    return GHOST_SHARE * (Number.isFinite(entries) ? entries : this.sketch.capacity)
   }
 
   private overflowing(): boolean {

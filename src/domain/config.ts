@@ -19,8 +19,9 @@ export interface CacheConfigInput {
    */
   readonly ttl?: DurationLike
   /**
-   * Most store managers held at once (entries); default 64. Past it, W-TinyLFU picks the victim: a
-   * rarely used source is not let in at the price of a popular one.
+   * Most store managers held at once (entries); default 64. Past it, LRU picks the victim until
+   * W-TinyLFU has shown it hits more; then a rarely used source is not let in at the price of a
+   * popular one.
    */
   readonly capacity?: number
   /** The seed-era name of `capacity` (entries); give one or the other. */
@@ -133,7 +134,7 @@ export const fields = {
     schema: positiveInt,
     default: 64,
     env: "PANTHEON_CACHE_CAPACITY",
-    doc: "Most store managers held at once (alias `maxSize`). Past it, W-TinyLFU picks the victim: a rarely used source is not let in at the price of a popular one."
+    doc: "Most store managers held at once (alias `maxSize`). Past it, LRU picks the victim until W-TinyLFU has shown it hits more; then a rarely used source is not let in at the price of a popular one."
   },
   failureTtl: {
     schema: duration({ positive: false }),

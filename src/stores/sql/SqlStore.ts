@@ -75,7 +75,7 @@ const detectVectorMode = (sql: SqlClient.SqlClient) =>
 /** The largest share of the warm budget one source may take: the others keep room. */
 const WARM_SHARE = 0.5
 
-const noResults: LoadingCacheStats = { hits: 0, misses: 0, size: 0, loads: 0, loadFailures: 0, evictions: 0, expirations: 0, invalidations: 0, refreshes: 0, staleServed: 0, weight: 0, hitRate: 0 }
+const noResults: LoadingCacheStats = { hits: 0, misses: 0, size: 0, loads: 0, loadFailures: 0, evictions: 0, expirations: 0, invalidations: 0, refreshes: 0, staleServed: 0, weight: 0, hitRate: 0, evictionPolicy: "w-tinylfu" }
 
 export const make = (options: SqlStoreOptions = {}) =>
   Effect.gen(function* () {

@@ -1,0 +1,183 @@
+/**
+ * Which eviction serves the cache, plain LRU or W-TinyLFU, decided by a duel between the cache and
+ * a shadow of the other policy, as set dueling does in processor caches [1].
+ *
+ * Why: W-TinyLFU with a climbing window wins by 3-78 points where frequency predicts reuse (a
+ * stable popular set, loops, mixes), but where only recency does (a working set that moves, an LRU
+ * stack) any main region at all costs a little: a fixed split with a single main entry was 0.13-0.16
+ * point below LRU on such traces (bench w3), and the climber can only approach that split. So the
+ * cache serves as a plain LRU until W-TinyLFU has shown it would do better, and back.
+ *
+ * How
+ * - Two shadows replay the requests with hashes only, no values: an LRU and a W-TinyLFU (which reads
+ *   the cache's own frequency sketch). The cache itself plays the policy in charge; the duel scores
+ *   it against the shadow of the other one, so a switch's own cost is counted too.
+ * - Up to `SHADOW_ENTRIES` entries the shadows replay every request at full size; above, they replay
+ *   the keys whose hash falls in a fixed `SHADOW_ENTRIES / capacity` share of the hash space, at that
+ *   share of the size (spatial sampling, as SHARDS [2]: the sampled hit rate estimates the whole).
+ * - Each period the advantage of W-TinyLFU (its hits minus LRU's) and the number of requests on
+ *   which the two disagreed are added to decaying sums. A switch needs the advantage to exceed `Z`
+ *   standard deviations of a fair coin over those disagreements: a sign test, so the noise of a
+ *   small cache does not make the cache flap. Leaving LRU needs stronger evidence than returning to
+ *   it, because LRU is the baseline a user compares with.
+ * - Nothing is decided in the first `WARMUP_PERIODS` capacities of requests (both shadows fill).
+ *
+ * Weighted caches (bytes) do not duel: a shadow would need each key's weight before its value is
+ * loaded; they stay W-TinyLFU with the climbing window.
+ *
+ * [1] Qureshi, Jaleel, Patt, Steely & Emer, "Adaptive Insertion Policies for High Performance
+ *     Caching", ISCA 2007 (set dueling).
+ * [2] Waldspurger, Park, Garthwaite & Ahmad, "Efficient MRC Construction with SHARDS", FAST 2015.
+ */
+import { AccessOrder } from "./AccessOrder.js"
+import type { FrequencySketch } from "./FrequencySketch.js"
+import { Region, type PolicyNode, WindowTinyLfu } from "./WindowTinyLfu.js"
+
+/** Shadows replay every request up to this size, a hash-sampled share above it (about 100 bytes an entry each). */
+const SHADOW_ENTRIES = 1024
+/** A period is this many shadow capacities of sampled requests... */
+const PERIOD_FACTOR = 2
+/** ...and at least this many, so that a small cache does not decide on a handful of requests. */
+const MIN_PERIOD = 100
+/** Each period's sums keep this share of the previous ones (a memory of about five periods). */
+const DECAY = 0.8
+/** No decision before this many shadow capacities of requests: until then both shadows are filling. */
+const WARMUP_PERIODS = 10
+/** Standard deviations of advantage needed to leave LRU for W-TinyLFU (about 1 in 700 by chance). */
+const Z_TO_TINY_LFU = 3
+/** ... and to return to LRU (about 1 in 15): LRU is the safe side. */
+const Z_TO_LRU = 1.5
+
+export type EvictionPolicy = "lru" | "w-tinylfu"
+
+/** A shadow's entry: a key's hash (reused for another key once evicted) and its links. */
+interface HashNode extends PolicyNode<HashNode> {
+  hash: number
+}
+
+const hashNode = (hash: number): HashNode => ({ hash, weight: 1, region: Region.None, prev: null, next: null })
+
+/** An LRU of hashes: whether each request would have hit. */
+class ShadowLru {
+  private readonly order = new AccessOrder<HashNode>()
+  private readonly nodes = new Map<number, HashNode>()
+
+  constructor(private readonly capacity: number) {}
+
+  access(hash: number): boolean {
+    const node = this.nodes.get(hash)
+    if (node !== undefined) {
+      this.order.moveToBack(node)
+      return true
+    }
+    let fresh: HashNode
+    if (this.nodes.size < this.capacity) fresh = hashNode(hash)
+    else {
+      fresh = this.order.first!
+      this.order.remove(fresh)
+      this.nodes.delete(fresh.hash)
+      fresh.hash = hash
+    }
+    this.nodes.set(hash, fresh)
+    this.order.append(fresh)
+    return false
+  }
+}
+
+/** A W-TinyLFU of hashes over the cache's own sketch: whether each request would have hit. */
+class ShadowTinyLfu {
+  readonly policy: WindowTinyLfu<HashNode>
+  private readonly nodes = new Map<number, HashNode>()
+  private readonly spare: Array<HashNode> = []
+
+  constructor(capacity: number, sketch: FrequencySketch, random: () => number) {
+    this.policy = new WindowTinyLfu<HashNode>({
+      maximum: capacity,
+      sketch,
+      random,
+      onEvict: (node) => {
+        this.nodes.delete(node.hash)
+        this.spare.push(node)
+      }
+    })
+  }
+
+  access(hash: number): boolean {
+    const node = this.nodes.get(hash)
+    if (node !== undefined) {
+      this.policy.onHit(node)
+      return true
+    }
+    this.policy.onMiss(hash)
+    const fresh = this.spare.pop() ?? hashNode(hash)
+    fresh.hash = hash
+    this.nodes.set(hash, fresh)
+    this.policy.add(fresh, 1)
+    return false
+  }
+}
+
+export class PolicyDuel {
+  private readonly lru: ShadowLru
+  private readonly tinyLfu: ShadowTinyLfu
+  /** Hashes below this are replayed by the shadows (2^32: all). */
+  private readonly threshold: number
+  private readonly rate: number
+  private readonly period: number
+  private readonly warmup: number
+  private requests = 0
+  private seen = 0
+  private advantage = 0
+  private disagreements = 0
+  private score = 0
+  private spread = 0
+  /** How many times the cache changed policy. */
+  switches = 0
+
+  /** Duels for `policy` (unweighted, with a finite capacity), which starts as an LRU. */
+  constructor(private readonly policy: WindowTinyLfu<any>, random: () => number = Math.random) {
+    this.rate = Math.min(1, SHADOW_ENTRIES / policy.maximum)
+    const capacity = Math.max(1, Math.round(policy.maximum * this.rate))
+    this.threshold = this.rate * 2 ** 32
+    this.period = Math.max(MIN_PERIOD, PERIOD_FACTOR * capacity)
+    this.warmup = WARMUP_PERIODS * capacity
+    this.lru = new ShadowLru(capacity)
+    this.tinyLfu = new ShadowTinyLfu(capacity, policy.sketch, random)
+    policy.useLru()
+  }
+
+  get current(): EvictionPolicy {
+    return this.policy.lru ? "lru" : "w-tinylfu"
+  }
+
+  /** One request for the key with this hash, after the cache recorded it: `hit` if the cache held the key. */
+  observe(hash: number, hit: boolean): void {
+    if (hash >= this.threshold) return
+    const lruHit = this.lru.access(hash)
+    const tinyLfuHit = this.tinyLfu.access(hash)
+    const inLru = this.policy.lru
+    const asLru = inLru ? hit : lruHit
+    const asTinyLfu = inLru ? tinyLfuHit : hit
+    if (asLru !== asTinyLfu) {
+      this.disagreements++
+      this.advantage += asTinyLfu ? 1 : -1
+    }
+    if (++this.requests >= this.period) this.decide()
+  }
+
+  private decide(): void {
+    this.seen += this.requests
+    this.score = DECAY * this.score + this.advantage
+    this.spread = DECAY * this.spread + this.disagreements
+    this.requests = this.advantage = this.disagreements = 0
+    if (this.seen < this.warmup) return
+    const noise = Math.sqrt(this.spread)
+    if (this.policy.lru && this.score > Z_TO_TINY_LFU * noise) {
+      this.policy.useTinyLfu(this.tinyLfu.policy.windowMaximum / this.rate)
+      this.switches++
+    } else if (!this.policy.lru && this.score < -Z_TO_LRU * noise) {
+      this.policy.useLru()
+      this.switches++
+    }
+  }
+}
