@@ -33,7 +33,7 @@ import { AccessOrder } from "./AccessOrder.js"
 import type { FrequencySketch } from "./FrequencySketch.js"
 import { Region, type PolicyNode, WindowTinyLfu } from "./WindowTinyLfu.js"
 
-/** Shadows replay every request up to this size, a hash-sampled share above it (about 100 bytes an entry each). */
+/** Shadows replay every request up to this size, a hash-sampled share above it (both shadows: about 320 bytes an entry, measured). */
 const SHADOW_ENTRIES = 1024
 /** A period is this many shadow capacities of sampled requests... */
 const PERIOD_FACTOR = 2
