@@ -185,15 +185,13 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   useLru(): void {
     if (this.lru) return
     this.lru = true
+    // Protected's share becomes 0, so its entries are demoted to probation's most recent end first.
     this.resizeWindow(this.maximum)
-    for (const segment of [this.protected, this.probation]) {
-      for (let node = segment.last; node !== null; node = segment.last) {
-        segment.remove(node)
-        if (node.region === Region.Protected) this.protectedWeight -= node.weight
-        node.region = Region.Window
-        this.window.prepend(node)
-        this.windowWeight += node.weight
-      }
+    for (let node = this.probation.last; node !== null; node = this.probation.last) {
+      this.probation.remove(node)
+      node.region = Region.Window
+      this.window.prepend(node)
+      this.windowWeight += node.weight
     }
   }
 
@@ -201,8 +199,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   useTinyLfu(windowMaximum: number): void {
     if (!this.lru) return
     this.lru = false
-    const floor = Math.max(1, Math.floor(MIN_PERCENT_MAIN * this.maximum))
-    this.resizeWindow(Math.max(1, Math.min(this.maximum - floor, Math.round(windowMaximum))))
+    this.resizeWindow(Math.max(1, Math.min(this.maximum - this.mainFloor(), Math.round(windowMaximum))))
     this.evictFromWindow()
   }
 
@@ -338,8 +335,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
    * entries move into the window as far as the new share allows.
    */
   private increaseWindow(amount: number): void {
-    const floor = Math.max(1, Math.floor(MIN_PERCENT_MAIN * this.maximum))
-    let quota = Math.min(amount, this.maximum - this.windowMaximum - floor)
+    let quota = Math.min(amount, this.maximum - this.windowMaximum - this.mainFloor())
     if (quota <= 0) return
     this.resizeWindow(this.windowMaximum + quota)
     for (;;) {
@@ -349,6 +345,11 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
       quota -= node.weight
       this.transfer(node, Region.Window)
     }
+  }
+
+  /** The least the main region keeps while W-TinyLFU serves. */
+  private mainFloor(): number {
+    return Math.max(1, Math.floor(MIN_PERCENT_MAIN * this.maximum))
   }
 
   /** Shrinks the window in favour of the main region; the window's LRU entries move to probation. */

@@ -77,6 +77,62 @@ describe("W-TinyLFU's climbing window (weighted caches use it alone)", () => {
   })
 })
 
+describe("switching the policy", () => {
+  it("keeps every entry exactly once, in the region it says, under the bound, through random switches", () => {
+    const random = prng(8)
+    const held = new Map<string, Entry>()
+    const policy = new WindowTinyLfu<Entry>({ maximum: 60, maximumEntries: 60, onEvict: (e) => held.delete(e.key), random })
+    let backFromLru = false
+    let protectedAfterLru = false
+    const check = () => {
+      const nodes = [...policy.nodes()]
+      expect(nodes.length).toBe(held.size)
+      expect(policy.count).toBe(held.size)
+      expect(policy.weightedSize).toBe(held.size)
+      expect(new Set(nodes).size).toBe(nodes.length)
+      for (const node of nodes) expect(held.get(node.key)).toBe(node)
+      expect(held.size).toBeLessThanOrEqual(60)
+      expect(nodes.filter((node) => node.region === Region.Window).length).toBeLessThanOrEqual(policy.windowMaximum)
+      const protectedCount = nodes.filter((node) => node.region === Region.Protected).length
+      expect(protectedCount).toBeLessThanOrEqual(policy.protectedMaximum)
+      // After a spell as an LRU, popular entries are promoted to protected again.
+      if (backFromLru && protectedCount > 0) protectedAfterLru = true
+      if (policy.lru) expect(nodes.every((node) => node.region === Region.Window)).toBe(true)
+      else expect(policy.windowMaximum).toBeLessThan(60)
+    }
+    for (let i = 0; i < 20_000; i++) {
+      const roll = random()
+      if (roll < 0.002) policy.useLru()
+      else if (roll < 0.004) {
+        backFromLru ||= policy.lru
+        policy.useTinyLfu(1 + random() * 80)
+      }
+      else if (roll < 0.02) {
+        const victim = held.get(`k${Math.floor(random() * 200)}`)
+        if (victim !== undefined) {
+          policy.remove(victim)
+          held.delete(victim.key)
+        }
+      } else {
+        const key = `k${Math.floor(random() ** 2 * 200)}`
+        const hash = hashKey(key)
+        policy.record(hash)
+        const entry = held.get(key)
+        if (entry !== undefined) policy.onHit(entry)
+        else {
+          policy.onMiss(hash)
+          const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
+          held.set(key, fresh)
+          policy.add(fresh, 1)
+        }
+      }
+      if (i % 97 === 0) check()
+    }
+    check()
+    expect(protectedAfterLru).toBe(true)
+  })
+})
+
 describe("the duel between LRU and W-TinyLFU", () => {
   it("stays an LRU, hit for hit, where only recency predicts reuse", () => {
     const keys = shifting(60_000, prng(3))
