@@ -50,6 +50,15 @@ const Z_TO_LRU = 1.5
 
 export type EvictionPolicy = "lru" | "w-tinylfu"
 
+/** What the duel needs of the cache's policy (`WindowTinyLfu`). */
+export interface DuelledPolicy {
+  readonly maximum: number
+  readonly sketch: FrequencySketch
+  readonly lru: boolean
+  useLru(): void
+  useTinyLfu(windowMaximum: number): void
+}
+
 /** A shadow's entry: a key's hash (reused for another key once evicted) and its links. */
 interface HashNode extends PolicyNode<HashNode> {
   hash: number
@@ -135,7 +144,7 @@ export class PolicyDuel {
   switches = 0
 
   /** Duels for `policy` (unweighted, with a finite capacity), which starts as an LRU. */
-  constructor(private readonly policy: WindowTinyLfu<any>, random: () => number = Math.random) {
+  constructor(private readonly policy: DuelledPolicy, random: () => number = Math.random) {
     this.rate = Math.min(1, SHADOW_ENTRIES / policy.maximum)
     const capacity = Math.max(1, Math.round(policy.maximum * this.rate))
     this.threshold = this.rate * 2 ** 32

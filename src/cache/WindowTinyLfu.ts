@@ -88,8 +88,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   /** The window's share of `maximum` (the rest is the main region), as the climbing left it. */
   windowMaximum: number
   protectedMaximum: number
-  /** Whether the window takes the whole cache (plain LRU, no admission, no climbing): see `useLru`. */
-  lru = false
+  private lruOnly = false
   readonly maximum: number
   private readonly maximumEntries: number
   private readonly weighted: boolean
@@ -118,6 +117,11 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     this.random = options.random ?? Math.random
   }
 
+  /** Whether the window takes the whole cache (plain LRU, no admission, no climbing): see `useLru`. */
+  get lru(): boolean {
+    return this.lruOnly
+  }
+
   /** Records that the key was asked for (every request, hit or miss). */
   record(hash: number): void {
     this.sketch.increment(hash)
@@ -125,7 +129,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
 
   /** A request that found nothing to serve: if a region evicted the key lately, that region wanted more room. */
   onMiss(hash: number): void {
-    if (this.lru) return
+    if (this.lruOnly) return
     if (this.windowGhosts.take(hash)) this.increaseWindow(this.unit())
     else if (this.mainGhosts.take(hash)) this.decreaseWindow(this.unit())
   }
@@ -183,8 +187,8 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
    * least recently used end (protected after probation), and the window's size stops climbing.
    */
   useLru(): void {
-    if (this.lru) return
-    this.lru = true
+    if (this.lruOnly) return
+    this.lruOnly = true
     // Protected's share becomes 0, so its entries are demoted to probation's most recent end first.
     this.resizeWindow(this.maximum)
     for (let node = this.probation.last; node !== null; node = this.probation.last) {
@@ -197,8 +201,8 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
 
   /** Serves as W-TinyLFU again, with a window of `windowMaximum` (its least recently used entries move to probation). */
   useTinyLfu(windowMaximum: number): void {
-    if (!this.lru) return
-    this.lru = false
+    if (!this.lruOnly) return
+    this.lruOnly = false
     this.resizeWindow(Math.max(1, Math.min(this.maximum - this.mainFloor(), Math.round(windowMaximum))))
     this.evictFromWindow()
   }
