@@ -26,7 +26,7 @@
  *   already running still answers its waiters, but its result is not cached.
  * - **Bounds**: at most `capacity` entries and, with a `weigher`, at most `maxWeight` total weight;
  *   adaptive W-TinyLFU chooses what to evict (`WindowTinyLfu.ts`), or plain LRU while W-TinyLFU
- *   has not shown it would hit more (`PolicyDuel.ts`; weighted caches always use W-TinyLFU).
+ *   has not shown it would hit more (`PolicyDuel.ts`; a cache with no bound on its count always uses W-TinyLFU).
  * - Keys are compared as `Map` keys (strings and numbers by value, objects by reference), not with
  *   `Equal`: use string or number keys.
  * - The cache reads the `Clock` of the fiber that builds it (build it after `TestClock` is in place).
@@ -88,7 +88,7 @@ export interface LoadingCacheStats extends Cache.CacheStats {
   readonly weight: number
   /** hits / (hits + misses), 0 before any request. */
   readonly hitRate: number
-  /** The eviction serving now: `"lru"` until W-TinyLFU has shown it would hit more (`PolicyDuel.ts`); weighted caches are always `"w-tinylfu"`. */
+  /** The eviction serving now: `"lru"` until W-TinyLFU has shown it would hit more (`PolicyDuel.ts`); a cache with no bound on its count (`capacity: Infinity`) is always `"w-tinylfu"`. */
   readonly evictionPolicy: EvictionPolicy
 }
 
@@ -182,7 +182,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private invalidations = 0
   private refreshes = 0
   private staleServed = 0
-  /** Chooses between LRU and W-TinyLFU for an unweighted, bounded cache. */
+  /** Chooses between LRU and W-TinyLFU for a cache with a bound on its number of entries. */
   private readonly duel: PolicyDuel | null
 
   constructor(
@@ -202,7 +202,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         this.metrics.evictions()
       }
     })
-    this.duel = weighted || !Number.isFinite(options.capacity) ? null : new PolicyDuel(this.policy)
+    this.duel = Number.isFinite(options.capacity) && Number.isFinite(this.policy.maximum) ? new PolicyDuel(this.policy) : null
     this.label = options.label ?? "cache"
     this.metrics = M.forCache(this.label)
     this.staleFor = options.staleIfError === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleIfError))
@@ -268,7 +268,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     this.hits++
     this.metrics.hits()
     this.policy.onHit(node)
-    this.duel?.observe(node.hash, true)
+    this.duel?.observe(node.hash, true, node.weight)
     return ready
   }
 
@@ -281,7 +281,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private miss(key: K, hash: number, lookup?: () => Effect.Effect<V, E>): Effect.Effect<V, E> {
     this.countMiss()
     this.policy.onMiss(hash)
-    this.duel?.observe(hash, false)
+    this.duel?.observe(hash, false, this.policy.typicalWeight())
     return this.loadNew(key, hash, lookup)
   }
 

@@ -22,8 +22,10 @@
  *   it, because LRU is the baseline a user compares with.
  * - Nothing is decided in the first `WARMUP_PERIODS` capacities of requests (both shadows fill).
  *
- * Weighted caches (bytes) do not duel: a shadow would need each key's weight before its value is
- * loaded; they stay W-TinyLFU with the climbing window.
+ * Weights: the shadows weigh each entry as the cache does (a miss, whose value is not loaded yet,
+ * at the cache's typical weight), so a cache with a weigher and a bound on its count (the store
+ * managers, in slots) duels too. A cache bounded by weight alone (embeddings, query results, in
+ * bytes) does not: without a bound on the count the shadows' size is unknown; it keeps W-TinyLFU.
  *
  * [1] Qureshi, Jaleel, Patt, Steely & Emer, "Adaptive Insertion Policies for High Performance
  *     Caching", ISCA 2007 (set dueling).
@@ -53,43 +55,59 @@ export type EvictionPolicy = "lru" | "w-tinylfu"
 /** What the duel needs of the cache's policy (`WindowTinyLfu`). */
 export interface DuelledPolicy {
   readonly maximum: number
+  readonly maximumEntries: number
+  readonly weighted: boolean
   readonly sketch: FrequencySketch
   readonly lru: boolean
   useLru(): void
   useTinyLfu(windowMaximum: number): void
 }
 
-/** A shadow's entry: a key's hash (reused for another key once evicted) and its links. */
+/** A shadow's entry: a key's hash (reused for another key once evicted), its weight and its links. */
 interface HashNode extends PolicyNode<HashNode> {
   hash: number
 }
 
-const hashNode = (hash: number): HashNode => ({ hash, weight: 1, region: Region.None, prev: null, next: null })
+const hashNode = (): HashNode => ({ hash: 0, weight: 0, region: Region.None, prev: null, next: null })
 
-/** An LRU of hashes: whether each request would have hit. */
+/** An LRU of hashes, bounded by total weight and by count: whether each request would have hit. */
 class ShadowLru {
   private readonly order = new AccessOrder<HashNode>()
   private readonly nodes = new Map<number, HashNode>()
+  private readonly spare: Array<HashNode> = []
+  private weight = 0
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly maximum: number,
+    private readonly maximumEntries: number
+  ) {}
 
-  access(hash: number): boolean {
+  access(hash: number, weight: number): boolean {
     const node = this.nodes.get(hash)
     if (node !== undefined) {
       this.order.moveToBack(node)
+      this.weight += weight - node.weight
+      node.weight = weight
+      this.evict()
       return true
     }
-    let fresh: HashNode
-    if (this.nodes.size < this.capacity) fresh = hashNode(hash)
-    else {
-      fresh = this.order.first!
-      this.order.remove(fresh)
-      this.nodes.delete(fresh.hash)
-      fresh.hash = hash
-    }
+    const fresh = this.spare.pop() ?? hashNode()
+    fresh.hash = hash
+    fresh.weight = weight
     this.nodes.set(hash, fresh)
     this.order.append(fresh)
+    this.weight += weight
+    this.evict()
     return false
+  }
+
+  private evict(): void {
+    for (let node = this.order.first; node !== null && (this.weight > this.maximum || this.nodes.size > this.maximumEntries); node = this.order.first) {
+      this.order.remove(node)
+      this.nodes.delete(node.hash)
+      this.weight -= node.weight
+      this.spare.push(node)
+    }
   }
 }
 
@@ -99,9 +117,11 @@ class ShadowTinyLfu {
   private readonly nodes = new Map<number, HashNode>()
   private readonly spare: Array<HashNode> = []
 
-  constructor(capacity: number, sketch: FrequencySketch, random: () => number) {
+  constructor(maximum: number, maximumEntries: number, weighted: boolean, sketch: FrequencySketch, random: () => number) {
     this.policy = new WindowTinyLfu<HashNode>({
-      maximum: capacity,
+      maximum,
+      maximumEntries,
+      weighted,
       sketch,
       random,
       onEvict: (node) => {
@@ -111,17 +131,18 @@ class ShadowTinyLfu {
     })
   }
 
-  access(hash: number): boolean {
+  access(hash: number, weight: number): boolean {
     const node = this.nodes.get(hash)
     if (node !== undefined) {
       this.policy.onHit(node)
+      this.policy.reweigh(node, weight)
       return true
     }
     this.policy.onMiss(hash)
-    const fresh = this.spare.pop() ?? hashNode(hash)
+    const fresh = this.spare.pop() ?? hashNode()
     fresh.hash = hash
     this.nodes.set(hash, fresh)
-    this.policy.add(fresh, 1)
+    this.policy.add(fresh, weight)
     return false
   }
 }
@@ -143,15 +164,17 @@ export class PolicyDuel {
   /** How many times the cache changed policy. */
   switches = 0
 
-  /** Duels for `policy` (unweighted, with a finite capacity), which starts as an LRU. */
+  /** Duels for `policy` (with a finite bound on the number of entries), which starts as an LRU. */
   constructor(private readonly policy: DuelledPolicy, random: () => number = Math.random) {
-    this.rate = Math.min(1, SHADOW_ENTRIES / policy.maximum)
-    const capacity = Math.max(1, Math.round(policy.maximum * this.rate))
+    const entries = Math.min(policy.maximumEntries, policy.weighted ? Infinity : policy.maximum)
+    this.rate = Math.min(1, SHADOW_ENTRIES / entries)
+    const capacity = Math.max(1, Math.round(entries * this.rate))
+    const maximum = policy.weighted ? policy.maximum * this.rate : capacity
     this.threshold = this.rate * 2 ** 32
     this.period = Math.max(MIN_PERIOD, PERIOD_FACTOR * capacity)
     this.warmup = WARMUP_PERIODS * capacity
-    this.lru = new ShadowLru(capacity)
-    this.tinyLfu = new ShadowTinyLfu(capacity, policy.sketch, random)
+    this.lru = new ShadowLru(maximum, capacity)
+    this.tinyLfu = new ShadowTinyLfu(maximum, capacity, policy.weighted, policy.sketch, random)
     policy.useLru()
   }
 
@@ -159,11 +182,14 @@ export class PolicyDuel {
     return this.policy.lru ? "lru" : "w-tinylfu"
   }
 
-  /** One request for the key with this hash, after the cache recorded it: `hit` if the cache held the key. */
-  observe(hash: number, hit: boolean): void {
+  /**
+   * One request for the key with this hash, after the cache recorded it: `hit` if the cache held
+   * the key; `weight`, its entry's weight (for a miss, the typical weight: the value is not loaded yet).
+   */
+  observe(hash: number, hit: boolean, weight: number): void {
     if (hash >= this.threshold) return
-    const lruHit = this.lru.access(hash)
-    const tinyLfuHit = this.tinyLfu.access(hash)
+    const lruHit = this.lru.access(hash, weight)
+    const tinyLfuHit = this.tinyLfu.access(hash, weight)
     const inLru = this.policy.lru
     const asLru = inLru ? hit : lruHit
     const asTinyLfu = inLru ? tinyLfuHit : hit

@@ -24,7 +24,7 @@
  * traces, where the ghost probes keep it within half a point and keep the frequency wins.
  *
  * Even so, where only recency predicts reuse any main region costs a few hits against a plain LRU;
- * `useLru` turns the whole cache into the window (an LRU), and an unweighted cache runs W-TinyLFU
+ * `useLru` turns the whole cache into the window (an LRU), and a cache with a count bound runs W-TinyLFU
  * only while a duel with a shadow LRU says it hits more (`PolicyDuel.ts`).
  *
  * Hash flooding: an attacker who makes the victim look popular would have every candidate refused.
@@ -90,8 +90,8 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   protectedMaximum: number
   private lruOnly = false
   readonly maximum: number
-  private readonly maximumEntries: number
-  private readonly weighted: boolean
+  readonly maximumEntries: number
+  readonly weighted: boolean
   private readonly window = new AccessOrder<N>()
   private readonly probation = new AccessOrder<N>()
   private readonly protected = new AccessOrder<N>()
@@ -130,8 +130,8 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   /** A request that found nothing to serve: if a region evicted the key lately, that region wanted more room. */
   onMiss(hash: number): void {
     if (this.lruOnly) return
-    if (this.windowGhosts.take(hash)) this.increaseWindow(this.unit())
-    else if (this.mainGhosts.take(hash)) this.decreaseWindow(this.unit())
+    if (this.windowGhosts.take(hash)) this.increaseWindow(this.typicalWeight())
+    else if (this.mainGhosts.take(hash)) this.decreaseWindow(this.typicalWeight())
   }
 
   /** A request served by `node` (or a write to it): reorders it. */
@@ -166,7 +166,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
       this.windowGhosts.resize(this.ghostCapacity())
       this.mainGhosts.resize(this.ghostCapacity())
     }
-    this.evict()
+    this.evict(node)
   }
 
   /** The entry's value changed weight (a reload): the bounds are enforced again. */
@@ -178,7 +178,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     if (node.region === Region.Window) this.windowWeight += delta
     else if (node.region === Region.Protected) this.protectedWeight += delta
     this.demoteFromProtected()
-    this.evict()
+    this.evict(node)
   }
 
   /**
@@ -246,14 +246,22 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     return this.weightedSize > this.maximum || this.count > this.maximumEntries
   }
 
-  /** The step of the window: one entry, or an average entry's weight. */
-  private unit(): number {
+  /** An average entry's weight, rounded (1 without weights): the window's step, and a shadow's guess for a value not loaded yet. */
+  typicalWeight(): number {
     return this.weighted && this.count > 0 ? Math.max(1, Math.round(this.weightedSize / this.count)) : 1
   }
 
-  private evict(): void {
+  /** Enforces the bounds after `changed` was added or reweighed. */
+  private evict(changed: N): void {
+    if (this.lruOnly) return this.evictLeastRecent(changed)
     const candidate = this.evictFromWindow()
     if (this.overflowing()) this.evictFromMain(candidate)
+  }
+
+  /** As an LRU: an entry that can never fit leaves at once, then the least recently used leave until the cache is within its bounds. */
+  private evictLeastRecent(changed: N): void {
+    if (changed.weight > this.maximum) this.evictAndAdvance(changed, null)
+    for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, this.windowGhosts)
   }
 
   /** Moves the window's least recently used entries to probation while the window is too heavy; returns the first moved. */

@@ -1,6 +1,6 @@
 /**
  * The eviction policy on its own, replayed over seeded traces: the climbing window of W-TinyLFU
- * (what a weighted cache uses), and the duel that makes an unweighted cache a plain LRU until
+ * (what a cache bounded by bytes alone uses), and the duel that makes a cache a plain LRU until
  * W-TinyLFU has shown it would hit more. The reference LRU is a few lines over a `Map`.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -30,12 +30,12 @@ const replay = (keys: ReadonlyArray<string>, capacity: number, options: { readon
     if (entry !== undefined) {
       hits++
       policy.onHit(entry)
-      duel?.observe(hash, true)
+      duel?.observe(hash, true, 1)
     } else {
       const slice = Math.floor(i / (options.slice ?? keys.length))
       misses[slice] = (misses[slice] ?? 0) + 1
       policy.onMiss(hash)
-      duel?.observe(hash, false)
+      duel?.observe(hash, false, 1)
       const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
       held.set(key, fresh)
       policy.add(fresh, 1)
@@ -46,13 +46,26 @@ const replay = (keys: ReadonlyArray<string>, capacity: number, options: { readon
   return { hits, misses, policies, switches: duel?.switches ?? 0 }
 }
 
-const lruHits = (keys: ReadonlyArray<string>, capacity: number) => {
-  const held = new Map<string, true>()
+/** The hits of an LRU of `capacity` entries and, with `weightOf`, of at most `maxWeight` total weight. */
+const lruHits = (keys: ReadonlyArray<string>, capacity: number, weightOf = (_key: string) => 1, maxWeight = capacity) => {
+  const held = new Map<string, number>()
   let hits = 0
+  let weight = 0
   for (const key of keys) {
-    if (held.delete(key)) hits++
-    else if (held.size === capacity) held.delete(held.keys().next().value!)
-    held.set(key, true)
+    const known = held.get(key)
+    if (known !== undefined) {
+      hits++
+      held.delete(key)
+      held.set(key, known)
+      continue
+    }
+    held.set(key, weightOf(key))
+    weight += weightOf(key)
+    for (const [oldest, w] of held) {
+      if (held.size <= capacity && weight <= maxWeight) break
+      held.delete(oldest)
+      weight -= w
+    }
   }
   return hits
 }
@@ -67,7 +80,7 @@ const zipfTrace = (length: number, random: () => number) => {
   return Array.from({ length }, () => `z${pick()}`)
 }
 
-describe("W-TinyLFU's climbing window (weighted caches use it alone)", () => {
+describe("W-TinyLFU's climbing window (caches bounded by bytes alone use it without a duel)", () => {
   it("grows the window until a moving working set costs what an LRU pays", () => {
     // A 1 % window refuses the newcomers while the old phase looks popular; the window's ghost
     // hits grow it until each phase loads its 40 keys once.
@@ -178,7 +191,27 @@ describe("the policy a cache reports", () => {
       expect((yield* cache.stats).evictionPolicy).toBe("w-tinylfu")
     }))
 
-  it.scoped("a weighted cache always uses W-TinyLFU", () =>
+  it.scoped("a weighted cache with a count bound duels too: a weighted LRU hit for hit on a moving set, W-TinyLFU on Zipf", () =>
+    Effect.gen(function* () {
+      const weightOf = (key: string) => 1 + (hashKey(key) % 3)
+      const make = LoadingCache.makeWith({
+        capacity: 100,
+        lookup: (key: string) => Effect.succeed(key),
+        timeToLive: () => "1 hour",
+        weigher: (key: string) => weightOf(key),
+        maxWeight: 150
+      })
+      const moving = shifting(30_000, prng(9))
+      const recency = yield* make
+      for (const key of moving) yield* recency.get(key)
+      expect((yield* recency.stats).evictionPolicy).toBe("lru")
+      expect((yield* recency.stats).hits).toBe(lruHits(moving, 100, weightOf, 150))
+      const frequency = yield* make
+      for (const key of zipfTrace(30_000, prng(10))) yield* frequency.get(key)
+      expect((yield* frequency.stats).evictionPolicy).toBe("w-tinylfu")
+    }))
+
+  it.scoped("a cache bounded by weight alone always uses W-TinyLFU", () =>
     Effect.gen(function* () {
       const cache = yield* LoadingCache.makeWith({
         capacity: Infinity,
