@@ -2,7 +2,7 @@
  * Which eviction serves the cache, plain LRU or W-TinyLFU, decided by a duel between the cache and
  * a shadow of the other policy, as set dueling does in processor caches [1].
  *
- * Why: W-TinyLFU with a climbing window wins by 3-78 points where frequency predicts reuse (a
+ * Why: W-TinyLFU with a climbing window wins by up to 78 points where frequency predicts reuse (a
  * stable popular set, loops, mixes), but where only recency does (a working set that moves, an LRU
  * stack) any main region at all costs a little: a fixed split with a single main entry was 0.13-0.16
  * point below LRU on such traces (bench w3), and the climber can only approach that split. So the
