@@ -31,7 +31,6 @@
  *     Caching", ISCA 2007 (set dueling).
  * [2] Waldspurger, Park, Garthwaite & Ahmad, "Efficient MRC Construction with SHARDS", FAST 2015.
  */
-import { AccessOrder } from "./AccessOrder.js"
 import type { FrequencySketch } from "./FrequencySketch.js"
 import { Region, type PolicyNode, WindowTinyLfu } from "./WindowTinyLfu.js"
 
@@ -68,67 +67,29 @@ interface HashNode extends PolicyNode<HashNode> {
   hash: number
 }
 
-const hashNode = (): HashNode => ({ hash: 0, weight: 0, region: Region.None, prev: null, next: null })
-
-/** An LRU of hashes, bounded by total weight and by count: whether each request would have hit. */
-class ShadowLru {
-  private readonly order = new AccessOrder<HashNode>()
-  private readonly nodes = new Map<number, HashNode>()
-  private readonly spare: Array<HashNode> = []
-  private weight = 0
-
-  constructor(
-    private readonly maximum: number,
-    private readonly maximumEntries: number
-  ) {}
-
-  access(hash: number, weight: number): boolean {
-    const node = this.nodes.get(hash)
-    if (node !== undefined) {
-      this.order.moveToBack(node)
-      this.weight += weight - node.weight
-      node.weight = weight
-      this.evict()
-      return true
-    }
-    const fresh = this.spare.pop() ?? hashNode()
-    fresh.hash = hash
-    fresh.weight = weight
-    this.nodes.set(hash, fresh)
-    this.order.append(fresh)
-    this.weight += weight
-    this.evict()
-    return false
-  }
-
-  private evict(): void {
-    for (let node = this.order.first; node !== null && (this.weight > this.maximum || this.nodes.size > this.maximumEntries); node = this.order.first) {
-      this.order.remove(node)
-      this.nodes.delete(node.hash)
-      this.weight -= node.weight
-      this.spare.push(node)
-    }
-  }
-}
-
-/** A W-TinyLFU of hashes over the cache's own sketch: whether each request would have hit. */
-class ShadowTinyLfu {
+/**
+ * A policy of hashes over the cache's own sketch, as LRU or as W-TinyLFU (the cache's policy class
+ * either way, so the LRU shadow is exactly what the cache is in LRU mode): whether each request
+ * would have hit.
+ */
+class Shadow {
   readonly policy: WindowTinyLfu<HashNode>
   private readonly nodes = new Map<number, HashNode>()
   private readonly spare: Array<HashNode> = []
 
-  constructor(maximum: number, maximumEntries: number, weighted: boolean, sketch: FrequencySketch, random: () => number) {
+  constructor(as: EvictionPolicy, of: DuelledPolicy, maximum: number, maximumEntries: number, random: () => number) {
     this.policy = new WindowTinyLfu<HashNode>({
       maximum,
       maximumEntries,
-      weighted,
-      sketch,
+      weighted: of.weighted,
+      sketch: of.sketch,
       random,
       onEvict: (node) => {
         this.nodes.delete(node.hash)
         this.spare.push(node)
       }
     })
+    if (as === "lru") this.policy.useLru()
   }
 
   access(hash: number, weight: number): boolean {
@@ -139,7 +100,7 @@ class ShadowTinyLfu {
       return true
     }
     this.policy.onMiss(hash)
-    const fresh = this.spare.pop() ?? hashNode()
+    const fresh = this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
     fresh.hash = hash
     this.nodes.set(hash, fresh)
     this.policy.add(fresh, weight)
@@ -148,8 +109,8 @@ class ShadowTinyLfu {
 }
 
 export class PolicyDuel {
-  private readonly lru: ShadowLru
-  private readonly tinyLfu: ShadowTinyLfu
+  private readonly lru: Shadow
+  private readonly tinyLfu: Shadow
   /** Hashes below this are replayed by the shadows (2^32: all). */
   private readonly threshold: number
   private readonly rate: number
@@ -173,8 +134,8 @@ export class PolicyDuel {
     this.threshold = this.rate * 2 ** 32
     this.period = Math.max(MIN_PERIOD, PERIOD_FACTOR * capacity)
     this.warmup = WARMUP_PERIODS * capacity
-    this.lru = new ShadowLru(maximum, capacity)
-    this.tinyLfu = new ShadowTinyLfu(maximum, capacity, policy.weighted, policy.sketch, random)
+    this.lru = new Shadow("lru", policy, maximum, capacity, random)
+    this.tinyLfu = new Shadow("w-tinylfu", policy, maximum, capacity, random)
     policy.useLru()
   }
 
