@@ -96,7 +96,7 @@ class Shadow {
     const node = this.nodes.get(hash)
     if (node !== undefined) {
       this.policy.onHit(node)
-      this.policy.reweigh(node, weight)
+      if (node.weight !== weight) this.policy.reweigh(node, weight)
       return true
     }
     this.policy.onMiss(hash)

@@ -258,10 +258,13 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     if (this.overflowing()) this.evictFromMain(candidate)
   }
 
-  /** As an LRU: an entry that can never fit leaves at once, then the least recently used leave until the cache is within its bounds. */
+  /**
+   * As an LRU: an entry that can never fit leaves at once, then the least recently used leave until
+   * the cache is within its bounds. No ghost remembers them: nothing climbs while the cache is an LRU.
+   */
   private evictLeastRecent(changed: N): void {
     if (changed.weight > this.maximum) this.evictAndAdvance(changed, null)
-    for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, this.windowGhosts)
+    for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, null)
   }
 
   /** Moves the window's least recently used entries to probation while the window is too heavy; returns the first moved. */
