@@ -158,24 +158,27 @@ export interface Candidate {
   readonly priority: number
 }
 
-/** Recent entries rank after every relevance result (the question's evidence first, then what is recent). */
-const RECENT_PRIORITY = 1e9
+/** A block ranked after another: its priorities start here (ranks never reach it). */
+const SECOND = 1e9
 
 /**
  * Step 6: relevant non-image entries, then recent ones, then image-query ones (each as blocks, one
- * a source, best or newest first). An entry's priority is its rank in its block (rank r of every
- * source ranks alike: scores of two sources do not compare); recent entries come after all ranks,
- * newest first.
+ * a source, best or newest first). An entry's priority is its place in its block (rank r of every
+ * source ranks alike: scores of two sources do not compare). With a question, its evidence comes
+ * first and the recent entries after every rank; without one (the seeds were the recent texts),
+ * the recent entries come first.
  */
 export const combine = (
   relevant: ReadonlyArray<ReadonlyArray<StoreEntry>>,
   recent: ReadonlyArray<ReadonlyArray<StoreEntry>>,
-  images: ReadonlyArray<ReadonlyArray<StoreEntry>>
+  images: ReadonlyArray<ReadonlyArray<StoreEntry>>,
+  options: { readonly questionFirst: boolean } = { questionFirst: true }
 ): Array<Candidate> => {
+  const [found, latest] = options.questionFirst ? [0, SECOND] : [SECOND, 0]
   const out: Array<Candidate> = []
-  for (const block of relevant) block.forEach((entry, rank) => !isImage(entry) && out.push({ entry, priority: rank }))
-  for (const block of recent) block.forEach((entry, position) => out.push({ entry, priority: RECENT_PRIORITY + position }))
-  for (const block of images) block.forEach((entry, rank) => out.push({ entry, priority: rank }))
+  for (const block of relevant) block.forEach((entry, rank) => !isImage(entry) && out.push({ entry, priority: found + rank }))
+  for (const block of recent) block.forEach((entry, position) => out.push({ entry, priority: latest + position }))
+  for (const block of images) block.forEach((entry, rank) => out.push({ entry, priority: found + rank }))
   return out
 }
 

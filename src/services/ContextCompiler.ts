@@ -186,7 +186,7 @@ export const make = (options: CompilerOptions = {}) =>
       }
 
       const resolverErrors: Array<string> = []
-      const assembled = assemble(combine(relevant, recentBlocks, images), {
+      const assembled = assemble(combine(relevant, recentBlocks, images, { questionFirst: request.texts.length > 0 }), {
         limit: request.limit,
         managers: matched.length,
         resolvers,

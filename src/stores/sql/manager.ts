@@ -146,6 +146,8 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
       mode === "pgvector"
         ? sql`(SELECT max(-(e.embedding <#> q.v)) FROM q)`
         : sql`(SELECT max(s.dot) FROM q, LATERAL (SELECT sum(a::float8 * b::float8) AS dot FROM unnest(e.embedding, q.v) AS u(a, b)) s)`
+    // The formula's constants are code, not input: written into the statement (a bound one would be typed by its context, as an integer).
+    const [k1, b, w1, w2, weight] = [K1, B, CONTEXT_WEIGHTS[0]!, CONTEXT_WEIGHTS[1]!, VECTOR_WEIGHT].map((x) => sql.literal(`${x}::float8`))
     const tsquery = question.terms.map((t) => `'${t}'`).join(" | ")
     const lexical =
       question.terms.length === 0
@@ -157,8 +159,6 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
             CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS tf) f
             WHERE e.lexemes @@ ${tsquery}::tsquery
             GROUP BY e.id`
-    // The formula's constants are code, not input: written into the statement (a bound one would be typed by its context, as an integer).
-    const [k1, b, w1, w2, weight] = [K1, B, CONTEXT_WEIGHTS[0]!, CONTEXT_WEIGHTS[1]!, VECTOR_WEIGHT].map((x) => sql.literal(`${x}::float8`))
     return sql`WITH q AS MATERIALIZED (SELECT v::${cast} AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v)),
       docs AS MATERIALIZED (SELECT count(*)::float8 AS n, coalesce(avg(e.dl), 0)::float8 AS avgdl FROM ${table} e WHERE e.lexemes IS NOT NULL),
       df AS MATERIALIZED (

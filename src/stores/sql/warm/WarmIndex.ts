@@ -18,8 +18,10 @@ import { LexicalIndex } from "./LexicalIndex.js"
 
 /** Object, array-slot and map-entry overhead of one row, estimated (V8, 64-bit). */
 const ROW_OVERHEAD_BYTES = 240
-/** Nearest rows asked of each vector beyond `VECTOR_DEPTH`: room for ties at the cut. */
+/** Nearest rows asked of each vector beyond `VECTOR_DEPTH`: room for ties at the cut before a retry. */
 const CANDIDATE_MARGIN = 8
+/** A score must clear the cut by this much (float32 search, scores rounded to 1e-6). */
+const SCORE_EPSILON = 2e-6
 
 export interface WarmRow {
   readonly id: string
@@ -198,22 +200,32 @@ export class WarmIndex {
     return scores
   }
 
-  /** The `VECTOR_DEPTH` searchable rows with the largest cosine to any of the vectors, best first, ties by id. */
+  /**
+   * The `VECTOR_DEPTH` searchable rows with the largest cosine to any of the vectors, best first,
+   * ties by id: exact, as the statement's full scan. A row of that top is in the top of the vector it
+   * is best for, so each vector's k nearest are candidates, and k grows until every row outside them
+   * scores below the last one kept (ties at the cut included).
+   */
   private nearestRows(vectors: ReadonlyArray<Float32Array>): Array<{ row: number; score: number }> {
     if (vectors.length === 0 || this.count === 0) return []
-    const candidates = new Set<number>()
-    // A row of the top by its best cosine over the vectors is in the top of the vector it is best for.
-    for (const found of nearest(this.vectors, this.count, this.dimensions, vectors, VECTOR_DEPTH + CANDIDATE_MARGIN)) {
-      found.rows.forEach((r) => candidates.add(r))
+    for (let k = Math.min(this.count, VECTOR_DEPTH + CANDIDATE_MARGIN); ; k = Math.min(this.count, k * 4)) {
+      const candidates = new Set<number>()
+      let cut = -Infinity
+      for (const found of nearest(this.vectors, this.count, this.dimensions, vectors, k)) {
+        found.rows.forEach((r) => candidates.add(r))
+        if (found.rows.length === k) cut = Math.max(cut, roundScore(found.scores[k - 1]!))
+      }
+      const positions = Int32Array.from(candidates)
+      const scores = bestScores(this.vectors, this.dimensions, positions, vectors)
+      const rows: Array<{ row: number; score: number }> = []
+      positions.forEach((row, i) => {
+        if (this.searchable[row] === 1) rows.push({ row, score: roundScore(scores[i]!) })
+      })
+      rows.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
+      const top = rows.slice(0, VECTOR_DEPTH)
+      const last = top.length === VECTOR_DEPTH ? top[VECTOR_DEPTH - 1]!.score : -Infinity
+      if (k >= this.count || last > cut + SCORE_EPSILON || cut <= 0) return top
     }
-    const positions = Int32Array.from(candidates)
-    const scores = bestScores(this.vectors, this.dimensions, positions, vectors)
-    const rows: Array<{ row: number; score: number }> = []
-    positions.forEach((row, i) => {
-      if (this.searchable[row] === 1) rows.push({ row, score: roundScore(scores[i]!) })
-    })
-    rows.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
-    return rows.slice(0, VECTOR_DEPTH)
   }
 
   private sortByTime(): Int32Array {
