@@ -89,7 +89,7 @@ describe("WarmIndex", () => {
         got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
       }
     }
-    expect(quantizedSearch).toBe(true) // usearch's prebuilt binary loads here: the int8 path is the one tested
+    expect(quantizedSearch()).toBe(true) // usearch's prebuilt binary loads here: the int8 path is the one tested
   })
 
   it("stays exact when the int8 copy cannot tell the best rows apart (a cluster closer than its resolution)", () => {

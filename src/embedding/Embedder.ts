@@ -3,7 +3,9 @@
  * Ollama when configured (`ollama.ts`); every layer puts the byte-bounded cache (`cached.ts`) in
  * front, so each text is embedded once however many callers ask for it.
  */
-import { FetchHttpClient, type HttpClient } from "@effect/platform"
+// Subpaths, not the barrel: "@effect/platform" would load every module of the package at import.
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, type ConfigError, Context, Effect, Layer } from "effect"
 import type { EmbedError } from "../domain/errors.js"
 import { cached, DEFAULT_CACHE_BYTES } from "./cached.js"

@@ -1,7 +1,6 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
-import { Config, type ConfigError, Duration, Layer, type Option, Redacted } from "effect"
+import { Config, type ConfigError, Duration, Effect, Layer, type Option, Redacted } from "effect"
 import type { EmbedError } from "../domain/errors.js"
 import { InvalidConfig } from "../domain/errors.js"
 import { Embedder } from "../embedding/Embedder.js"
@@ -45,13 +44,18 @@ export const PostgresStoreLive = (
   }
   const url = typeof options.url === "string" ? Redacted.make(options.url) : options.url
   const applicationName = options.applicationName ?? "pantheon-persistence"
-  const client = PgClient.layer({
-    url,
-    maxConnections: max - 1,
-    applicationName,
-    connectTimeout: options.connectTimeout ?? Duration.seconds(5),
-    idleTimeout: Duration.seconds(30)
-  })
+  // @effect/sql-pg (and pg) load when this layer is built, not when the package is imported.
+  const client = Layer.unwrapEffect(
+    Effect.map(Effect.promise(() => import("@effect/sql-pg/PgClient")), (PgClient) =>
+      PgClient.layer({
+        url,
+        maxConnections: max - 1,
+        applicationName,
+        connectTimeout: options.connectTimeout ?? Duration.seconds(5),
+        idleTimeout: Duration.seconds(30)
+      })
+    )
+  )
   const events = PgStoreEvents.layer({ url, applicationName, ...(options.channel ? { channel: options.channel } : {}) })
   return SqlStore.backend.pipe(
     Layer.provideMerge(SqlStore.layer({ vectorMode: options.vectorMode ?? "auto", ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }) })),

@@ -25,16 +25,21 @@ interface Usearch {
   ) => { readonly keys: BigUint64Array; readonly distances: Float32Array }
 }
 
-const native: Usearch | undefined = (() => {
-  try {
-    return createRequire(import.meta.url)("usearch") as Usearch
-  } catch {
-    return undefined
+/** usearch, loaded at the first search (not at the package's import); undefined when its binary does not load. */
+let loaded: { readonly native: Usearch | undefined } | undefined
+const usearch = (): Usearch | undefined => {
+  if (loaded === undefined) {
+    try {
+      loaded = { native: createRequire(import.meta.url)("usearch") as Usearch }
+    } catch {
+      loaded = { native: undefined }
+    }
   }
-})()
+  return loaded.native
+}
 
 /** Which implementation runs: "usearch" (SIMD, native) or "js" (its prebuilt binary did not load). */
-export const searchEngine: "usearch" | "js" = native === undefined ? "js" : "usearch"
+export const searchEngine = (): "usearch" | "js" => (usearch() === undefined ? "js" : "usearch")
 
 /**
  * A search of at least this many multiply-adds (rows × dimensions × queries) runs on several
@@ -48,7 +53,7 @@ const THREADS = Math.min(4, availableParallelism())
 const unshifted = <V extends Float32Array | Int8Array>(v: V): V => (v.byteOffset === 0 ? v : (v.slice() as V))
 
 /** Whether the int8 search runs (usearch loaded; the plain loop gains nothing from int8). */
-export const quantizedSearch = native !== undefined
+export const quantizedSearch = (): boolean => usearch() !== undefined
 
 /** Quantized components are round(x × 127): a unit vector's components lie in [-1, 1]. */
 const QUANTIZATION_SCALE = 127
@@ -100,6 +105,7 @@ const batchOf = (queries: ReadonlyArray<Float32Array>, dims: number) => {
 export const nearest = (rows: Float32Array, count: number, dims: number, queries: ReadonlyArray<Float32Array>, k: number): Array<Neighbours> => {
   const n = Math.min(k, count)
   if (n <= 0 || queries.length === 0) return queries.map(() => ({ rows: new Int32Array(0), scores: new Float32Array(0) }))
+  const native = usearch()
   if (native === undefined) return queries.map((q) => nearestJs(rows, count, dims, q, n))
   const threads = count * dims * queries.length >= PARALLEL_FROM ? THREADS : 1
   const found = native.exactSearch(unshifted(rows.subarray(0, count * dims)), batchOf(queries, dims), dims, n, native.MetricKind.IP, threads)
@@ -154,7 +160,8 @@ export const nearestQuantized = (
   bounds: { readonly rowNorm: number; readonly rowError: number }
 ): Array<Neighbours> => {
   const n = Math.min(k, count)
-  if (native === undefined) throw new Error("nearestQuantized needs usearch (check quantizedSearch first)")
+  const native = usearch()
+  if (native === undefined) throw new Error("nearestQuantized needs usearch (check quantizedSearch() first)")
   if (n <= 0 || queries.length === 0) return queries.map(() => ({ rows: new Int32Array(0), scores: new Float32Array(0) }))
   const batch = new Int8Array(queries.length * dims)
   // The last term: usearch returns the integer product as a float32 (|Q·X| ≤ 127² × dims), rounded to 2^-24 of it.

@@ -91,7 +91,7 @@ export class WarmIndex {
 
   constructor(readonly dimensions: number, capacity = 64) {
     this.vectors = new Float32Array(Math.max(1, capacity) * dimensions)
-    this.quantized = quantizedSearch ? new Int8Array(this.vectors.length) : undefined
+    this.quantized = quantizedSearch() ? new Int8Array(this.vectors.length) : undefined
     this.searchable = new Uint8Array(Math.max(1, capacity))
   }
 
