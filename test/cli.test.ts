@@ -154,6 +154,12 @@ describe("errors: one line, non-zero exit, nothing half-written", () => {
     }
   }, 120_000)
 
+  it("a bad environment variable is named with its field, exit code 1", async () => {
+    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "stats", "--data-dir", "memory://"], { PANTHEON_CACHE_TTL: "-5" })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe('error: Invalid configuration: PANTHEON_CACHE_TTL: ttl must not be negative (got "-5")\n')
+  }, 60_000)
+
   it("an empty store's hint names the bin, not npm start", async () => {
     const r = await pantheon("sources", "--data-dir", "memory://")
     expect(r.code).toBe(0)

@@ -6,8 +6,9 @@
 // Subpaths, not the barrel: "@effect/platform" would load every module of the package at import.
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { Config, type ConfigError, Context, Effect, Layer } from "effect"
-import type { EmbedError } from "../domain/errors.js"
+import { Context, Effect, Layer, Option } from "effect"
+import { envInteger, envText, isUrl } from "../domain/config.js"
+import type { EmbedError, InvalidConfig } from "../domain/errors.js"
 import { cached, DEFAULT_CACHE_BYTES } from "./cached.js"
 import { featureHashing } from "./hashing.js"
 import { ollama, type OllamaConfig } from "./ollama.js"
@@ -31,12 +32,15 @@ export interface EmbedderShape {
   readonly stats: Effect.Effect<EmbedderStats>
 }
 
-/** The embedder from the environment: Ollama when `PANTHEON_OLLAMA_URL` is set, else feature hashing. */
-export const EmbedderConfig = Config.all({
-  ollamaUrl: Config.option(Config.string("PANTHEON_OLLAMA_URL")),
-  ollamaModel: Config.string("PANTHEON_OLLAMA_MODEL").pipe(Config.withDefault("nomic-embed-text")),
-  dimensions: Config.integer("PANTHEON_EMBED_DIMENSIONS").pipe(Config.withDefault(256)),
-  cacheBytes: Config.integer("PANTHEON_EMBED_CACHE_BYTES").pipe(Config.withDefault(DEFAULT_CACHE_BYTES))
+/** The embedder from the environment: Ollama when `PANTHEON_OLLAMA_URL` is set, else feature hashing. A bad value is an `InvalidConfig` naming the variable. */
+export const EmbedderConfig = Effect.all({
+  ollamaUrl: Effect.map(
+    envText("PANTHEON_OLLAMA_URL", "url", { fallback: "", valid: (url) => isUrl(url, ["http:", "https:"]), reason: "must be an http:// or https:// URL" }),
+    (url) => (url === "" ? Option.none() : Option.some(url))
+  ),
+  ollamaModel: envText("PANTHEON_OLLAMA_MODEL", "model", { fallback: "nomic-embed-text" }),
+  dimensions: envInteger("PANTHEON_EMBED_DIMENSIONS", "dimensions", 256, 1),
+  cacheBytes: envInteger("PANTHEON_EMBED_CACHE_BYTES", "cacheBytes", DEFAULT_CACHE_BYTES, 0)
 })
 
 export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embedder, EmbedderShape>() {
@@ -51,7 +55,7 @@ export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embed
     Layer.scoped(Embedder, Effect.flatMap(ollama(options), (e) => cached(e, options.cacheBytes)))
 
   /** From the environment: Ollama when `PANTHEON_OLLAMA_URL` is set, else feature hashing; both cached. */
-  static readonly layerFromEnv: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  static readonly layerFromEnv: Layer.Layer<Embedder, EmbedError | InvalidConfig> = Layer.unwrapEffect(
     Effect.map(EmbedderConfig, (c) =>
       c.ollamaUrl._tag === "Some"
         ? Embedder.layerOllama({ url: c.ollamaUrl.value, model: c.ollamaModel, cacheBytes: c.cacheBytes }).pipe(Layer.provide(FetchHttpClient.layer))
