@@ -22,6 +22,7 @@ import { SqlStore } from "../stores/sql/SqlStore.js"
 import { validateSourceId } from "../stores/sql/identifiers.js"
 import { BIN, common, commands, options } from "./help.js"
 import { ingest, readEntries } from "./ingest.js"
+import { showsProgress } from "./terminal.js"
 
 /** A failure found after parsing, such as an unknown source (exit code 1). */
 export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
@@ -65,7 +66,7 @@ const formatMessage = (m: Message) => {
 
 const progress = (source: string) => (done: number, total: number) =>
   Effect.sync(() => {
-    if (!process.stderr.isTTY) return
+    if (!showsProgress(process.stderr)) return
     const width = 30
     const filled = Math.round((done / total) * width)
     process.stderr.write(`\r  ${source.padEnd(18)} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`)
