@@ -142,7 +142,7 @@ describe("errors: one line, non-zero exit, nothing half-written", () => {
   it("a bad command line is a usage error: exit code 2, one `error:` line that points at the command's help", async () => {
     const cases: Array<[Array<string>, string]> = [
       [["compile"], "error: Expected at least 1 value(s) for option: '--source' (see `pantheon-persistence compile --help`)"],
-      [["compile", "--source", "notes", "--limit", "many"], "error: 'many' is not an integer (see `pantheon-persistence compile --help`)"],
+      [["compile", "--source", "notes", "--limit", "many"], "error: --limit: 'many' is not an integer (see `pantheon-persistence compile --help`)"],
       [["compile", "--source", "notes", "--limit", "0"], "error: --limit must be at least 1 (got 0) (see `pantheon-persistence compile --help`)"],
       [["frobnicate"], "error: Invalid subcommand for pantheon-persistence - use one of 'sources', 'ingest', 'compile', 'stats', 'serve' (see `pantheon-persistence --help`)"]
     ]

@@ -46,7 +46,7 @@ const main = async () => {
 
   const report = (cause: Cause.Cause<unknown>) =>
     Effect.gen(function* () {
-      const { exitCode, lines } = describeFailure(cause, verbose, subcommand)
+      const { exitCode, lines } = describeFailure(cause, verbose, subcommand, args)
       process.exitCode = exitCode
       for (const line of lines) yield* Console.error(line)
     })

@@ -11,12 +11,16 @@ export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 export const EXIT_INTERRUPTED = 130
 
-/** @effect/cli's explanation of bad arguments, as one plain line ("a integer" is its grammar, not ours). */
-const explain = (error: ValidationError.ValidationError): string =>
-  stripVTControlCharacters(HelpDoc.toAnsiText(error.error))
-    .replace(/\s+/g, " ")
-    .replace(/\ba integer\b/g, "an integer")
-    .trim()
+/**
+ * @effect/cli's explanation of bad arguments, as one plain line ("a integer" is its grammar, not
+ * ours), led by the option whose value it refuses when the line shows it ("--limit: 'x' is not ...").
+ */
+const explain = (error: ValidationError.ValidationError, args: ReadonlyArray<string>): string => {
+  const text = stripVTControlCharacters(HelpDoc.toAnsiText(error.error)).replace(/\s+/g, " ").replace(/\ba integer\b/g, "an integer").trim()
+  const value = /^'(.*)' is not /.exec(text)?.[1]
+  const option = value === undefined ? undefined : args[args.indexOf(value) - 1]
+  return option !== undefined && option.startsWith("--") ? `${option}: ${text}` : text
+}
 
 const isUsageError = (error: unknown): boolean =>
   ValidationError.isValidationError(error) || (typeof error === "object" && error !== null && "_tag" in error && error._tag === "UsageError")
@@ -30,12 +34,13 @@ const isUsageError = (error: unknown): boolean =>
 export const describeFailure = (
   cause: Cause.Cause<unknown>,
   verbose: boolean,
-  command = ""
+  command = "",
+  args: ReadonlyArray<string> = []
 ): { readonly exitCode: number; readonly lines: ReadonlyArray<string> } => {
   if (Cause.isInterruptedOnly(cause)) return { exitCode: EXIT_INTERRUPTED, lines: [] }
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some" && isUsageError(failure.value)) {
-    const reason = ValidationError.isValidationError(failure.value) ? explain(failure.value) : errorReason(failure.value)
+    const reason = ValidationError.isValidationError(failure.value) ? explain(failure.value, args) : errorReason(failure.value)
     return { exitCode: EXIT_USAGE, lines: [`error: ${reason} (see \`${[BIN, command, "--help"].filter((w) => w !== "").join(" ")}\`)`] }
   }
   const line =
