@@ -2,10 +2,16 @@
  * The command line, run as a child process exactly as a user runs it.
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Descriptor from "@effect/cli/CommandDescriptor"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import { stripVTControlCharacters } from "node:util"
 import { afterAll, describe, expect, it } from "vitest"
+import { command } from "../src/cli/commands.js"
+import { commands, helpText } from "../src/cli/help.js"
 import { pantheon, root, run } from "./support/cli.js"
 import { freshSchema, query, reachable } from "./support/postgres.js"
 
@@ -134,6 +140,33 @@ describe("errors: one line, non-zero exit, nothing half-written", () => {
     expect(sources.stdout).not.toContain("halfway")
   }, 60_000)
 
+  it("a bad command line is a usage error: exit code 2, one `error:` line that points at the command's help", async () => {
+    const cases: Array<[Array<string>, string]> = [
+      [["compile"], "error: Expected at least 1 value(s) for option: '--source' (see `pantheon-persistence compile --help`)"],
+      [["compile", "--source", "notes", "--limit", "many"], "error: --limit: 'many' is not an integer (see `pantheon-persistence compile --help`)"],
+      [["compile", "--source", "notes", "--limit", "0"], "error: --limit must be at least 1 (got 0) (see `pantheon-persistence compile --help`)"],
+      [["frobnicate"], "error: Invalid subcommand for pantheon-persistence - use one of 'sources', 'ingest', 'compile', 'stats', 'serve' (see `pantheon-persistence --help`)"]
+    ]
+    for (const [args, line] of cases) {
+      const r = await pantheon(...args, "--data-dir", data)
+      expect(r.code, args.join(" ")).toBe(2)
+      expect(r.stdout, args.join(" ")).toBe("")
+      expect(r.stderr, args.join(" ")).toBe(`${line}\n`)
+    }
+  }, 120_000)
+
+  it("a bad environment variable is named with its field, exit code 1", async () => {
+    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "stats", "--data-dir", "memory://"], { PANTHEON_CACHE_TTL: "-5" })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe('error: Invalid configuration: PANTHEON_CACHE_TTL: ttl must not be negative (got "-5")\n')
+  }, 60_000)
+
+  it("an empty store's hint names the bin, not npm start", async () => {
+    const r = await pantheon("sources", "--data-dir", "memory://")
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toBe("No sources yet: run `pantheon-persistence` (it ingests the bundled sample) or `pantheon-persistence ingest <file.jsonl> --source <id>`.")
+  }, 60_000)
+
   it("a missing file, an unknown source, a bad source id and bad arguments", async () => {
     const cases: Array<[Array<string>, RegExp]> = [
       [["ingest", join(dir, "nope.jsonl"), "--source", "x"], /cannot be read \(ENOENT\)/],
@@ -152,14 +185,35 @@ describe("errors: one line, non-zero exit, nothing half-written", () => {
   }, 120_000)
 })
 
-describe("packaging", () => {
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { bin: Record<string, string>; version: string }
-  const bin = join(root, pkg.bin["pantheon-persistence"]!)
-
-  it.skipIf(!existsSync(bin))("ships the command line as the pantheon-persistence bin, built into dist", async () => {
-    expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true)
-    const r = await run(process.execPath, [bin, "--version"])
+describe("help", () => {
+  it("is plain text with the bin's name, every command, and the options of every command", async () => {
+    const r = await pantheon("--help")
     expect(r.code).toBe(0)
-    expect(r.stdout.trim()).toBe(pkg.version)
+    expect(r.stdout).not.toMatch(/\x1b/)
+    expect(r.stdout).toContain("Usage: pantheon-persistence [command] [options]")
+    for (const c of commands.filter((c) => c.name !== "")) expect(r.stdout).toContain(`  ${c.synopsis}`)
+    for (const flag of ["--data-dir <dir>", "--lock-timeout <seconds>", "--verbose", "--quiet", "-h, --help", "--version"]) expect(r.stdout).toContain(flag)
+    expect(r.stdout).not.toContain("npm start")
+    expect(Math.max(...r.stdout.split("\n").map((l) => l.length))).toBeLessThanOrEqual(100)
   }, 60_000)
+
+  it("of a command: its usage line, optional options in brackets, and what --limit limits", async () => {
+    const r = await pantheon("compile", "--help")
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toMatch(/\x1b/)
+    expect(r.stdout.split("\n")[0]).toBe("Usage: pantheon-persistence compile --source <id>... [--text <text>]... [--limit <n>] [--json] [options]")
+    expect(r.stdout).toMatch(/--limit <n> +Entries each relevance search returns per source \(default 20, at least\s+1\)/)
+    expect(r.stdout).toMatch(/--text <text> +A question[^-]*\(optional/)
+    expect(r.stdout).toContain("--verbose")
+  }, 60_000)
+
+  it("names every option the parser accepts (and no other)", () => {
+    const parser = stripVTControlCharacters(HelpDoc.toAnsiText(Descriptor.getHelp(command.descriptor, CliConfig.defaultConfig)))
+    // @effect/cli's own extras, which work but are not advertised.
+    const builtIns = new Set(["--completions", "--log-level", "--wizard"])
+    const accepted = new Set([...parser.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]).filter((f) => !builtIns.has(f)))
+    const documented = new Set(commands.flatMap((c) => [...helpText("0", c.name)!.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0])))
+    for (const flag of accepted) expect(documented.has(flag), flag).toBe(true)
+    for (const flag of documented) expect(accepted.has(flag) || ["--verbose", "--quiet"].includes(flag), flag).toBe(true)
+  })
 })

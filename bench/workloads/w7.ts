@@ -177,7 +177,7 @@ const mergeMeasured = (out: Record<string, Record<string, unknown>>) => {
     ...previous,
     pglite: { ...previous.pglite, ...out.pglite },
     postgres: { ...previous.postgres, ...out.postgres },
-    searchEngine
+    searchEngine: searchEngine()
   }
 }
 
@@ -241,6 +241,6 @@ export const w7 = async () => {
       }
     }
   }
-  results.w7 = only === undefined ? { ...out, searchEngine } : mergeMeasured(out)
-  table(`w7: novel compiles over 4 sources (result cache off; in-memory search: ${searchEngine})`, display)
+  results.w7 = only === undefined ? { ...out, searchEngine: searchEngine() } : mergeMeasured(out)
+  table(`w7: novel compiles over 4 sources (result cache off; in-memory search: ${searchEngine()})`, display)
 }

@@ -20,22 +20,24 @@ import { bytesHeld, ManagerCache } from "../services/ManagerCache.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
 import { validateSourceId } from "../stores/sql/identifiers.js"
+import { BIN, common, commands, options } from "./help.js"
 import { ingest, readEntries } from "./ingest.js"
+import { showsProgress } from "./terminal.js"
 
-/** A usage error found after parsing (an unknown source, a bad limit). */
-class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
+/** A failure found after parsing, such as an unknown source (exit code 1). */
+export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
+
+/** An argument the parser accepted but the command cannot (a limit below 1): a usage error (exit code 2). */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+/** A subcommand's one-line summary, from the help. */
+const summary = (name: string) => commands.find((c) => c.name === name)!.summary
 
 const SAMPLE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "data", "sample")
 const SAMPLE_QUESTION = "Why is checkout slow after the deploy, and who has to approve the database fix?"
 
-const dataDirOption = Options.text("data-dir").pipe(
-  Options.withDescription("Where the embedded store keeps its data (default: $PANTHEON_DATA_DIR or ./.pantheon/data; memory:// for none)"),
-  Options.optional
-)
-const lockTimeoutOption = Options.integer("lock-timeout").pipe(
-  Options.withDescription("Seconds to wait while another process uses the data directory (default 10; 0: fail at once)"),
-  Options.withDefault(10)
-)
+const dataDirOption = Options.text("data-dir").pipe(Options.withDescription(common.dataDir.doc), Options.optional)
+const lockTimeoutOption = Options.integer("lock-timeout").pipe(Options.withDescription(common.lockTimeout.doc), Options.withDefault(10))
 /** Where the data lives and how long to wait for it: every command takes both. */
 const dataDir = Options.all({ dir: dataDirOption, lockTimeout: lockTimeoutOption })
 
@@ -64,7 +66,7 @@ const formatMessage = (m: Message) => {
 
 const progress = (source: string) => (done: number, total: number) =>
   Effect.sync(() => {
-    if (!process.stderr.isTTY) return
+    if (!showsProgress(process.stderr)) return
     const width = 30
     const filled = Math.round((done / total) * width)
     process.stderr.write(`\r  ${source.padEnd(18)} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`)
@@ -86,7 +88,7 @@ const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.map(Effect.timed(effect), ([d, a]) => [a, Math.round(Duration.toMillis(d))] as const)
 
 /** The main job: make sure there is data, compile twice, show what the caches did. */
-const mainJob = Command.make("pantheon", { dataDir }, ({ dataDir }) =>
+const mainJob = Command.make(BIN, { dataDir }, ({ dataDir }) =>
   Effect.gen(function* () {
     const store = yield* SqlStore
     const embedder = yield* Embedder
@@ -131,20 +133,20 @@ const sourcesCommand = Command.make("sources", { dataDir }, ({ dataDir }) =>
   Effect.gen(function* () {
     const store = yield* SqlStore
     const catalog = yield* store.catalog
-    if (catalog.length === 0) return yield* Console.log("No sources yet: run `npm start` or `npm start -- ingest <file.jsonl> --source <id>`.")
+    if (catalog.length === 0) return yield* Console.log(`No sources yet: run \`${BIN}\` (it ingests the bundled sample) or \`${BIN} ingest <file.jsonl> --source <id>\`.`)
     for (const d of catalog) {
       const count = yield* store.countEntries(d.id)
       yield* Console.log(`${d.id.padEnd(20)} ${String(count).padStart(6)} entries${d.label ? `  (${d.label})` : ""}`)
     }
   }).pipe(Effect.provide(app(dataDir)))
-).pipe(Command.withDescription("List the sources in the store"))
+).pipe(Command.withDescription(summary("sources")))
 
 const ingestCommand = Command.make(
   "ingest",
   {
     dataDir,
-    file: Args.text({ name: "file.jsonl" }).pipe(Args.withDescription("A JSONL file: one {id, text, timestamp, metadata} object a line")),
-    source: Options.text("source").pipe(Options.withDescription("The source to ingest into (registered when new)"))
+    file: Args.text({ name: "file.jsonl" }).pipe(Args.withDescription(options.ingestFile.doc)),
+    source: Options.text("source").pipe(Options.withDescription(options.ingestSource.doc))
   },
   ({ dataDir, file, source }) =>
     Effect.gen(function* () {
@@ -154,16 +156,16 @@ const ingestCommand = Command.make(
       const result = yield* ingest(source, entries, progress(source)).pipe(Effect.provide(app(dataDir)))
       yield* Console.log(`Ingested ${result.entries} entries into ${source}${result.registered ? " (new source)" : ""}.`)
     })
-).pipe(Command.withDescription("Ingest a JSONL file into a source, all or nothing"))
+).pipe(Command.withDescription(summary("ingest")))
 
 const compileCommand = Command.make(
   "compile",
   {
     dataDir,
-    sources: Options.text("source").pipe(Options.atLeast(1), Options.withDescription("A source to compile from (repeatable)")),
-    texts: Options.text("text").pipe(Options.repeated, Options.withDescription("A question or text to search with (repeatable)")),
-    limit: Options.integer("limit").pipe(Options.optional),
-    json: Options.boolean("json").pipe(Options.withDescription("Print the messages as JSON"))
+    sources: Options.text("source").pipe(Options.atLeast(1), Options.withDescription(options.compileSource.doc)),
+    texts: Options.text("text").pipe(Options.repeated, Options.withDescription(options.compileText.doc)),
+    limit: Options.integer("limit").pipe(Options.withDescription(options.compileLimit.doc), Options.optional),
+    json: Options.boolean("json").pipe(Options.withDescription(options.compileJson.doc))
   },
   ({ dataDir, sources, texts, limit, json }) =>
     Effect.gen(function* () {
@@ -173,7 +175,7 @@ const compileCommand = Command.make(
       if (unknown.length > 0) {
         return yield* new CliError({ message: `unknown source ${JSON.stringify(unknown[0])} (known: ${known.join(", ") || "none"})` })
       }
-      if (Option.isSome(limit) && limit.value < 1) return yield* new CliError({ message: `--limit must be at least 1 (got ${limit.value})` })
+      if (Option.isSome(limit) && limit.value < 1) return yield* new UsageError({ message: `--limit must be at least 1 (got ${limit.value})` })
       const messages = yield* (yield* ContextCompiler).compile({
         sources: sources.map((id) => ({ id })),
         texts,
@@ -182,7 +184,7 @@ const compileCommand = Command.make(
       })
       yield* Console.log(json ? JSON.stringify(messages, null, 2) : messages.map(formatMessage).join("\n"))
     }).pipe(Effect.provide(app(dataDir)))
-).pipe(Command.withDescription("Compile context from sources"))
+).pipe(Command.withDescription(summary("compile")))
 
 const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
   Effect.gen(function* () {
@@ -202,14 +204,14 @@ const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
       ].join("\n")
     )
   }).pipe(Effect.provide(app(dataDir)))
-).pipe(Command.withDescription("Show what the store holds"))
+).pipe(Command.withDescription(summary("stats")))
 
 const serveCommand = Command.make(
   "serve",
-  { dataDir, port: Options.integer("metrics-port").pipe(Options.withDefault(9464), Options.withDescription("Port of /metrics and /healthz (0: any free port)")) },
+  { dataDir, port: Options.integer("metrics-port").pipe(Options.withDefault(9464), Options.withDescription(options.metricsPort.doc)) },
   ({ dataDir, port }) =>
     Effect.gen(function* () {
-      if (port < 0 || port > 65535) return yield* new CliError({ message: `--metrics-port must be between 0 and 65535 (got ${port})` })
+      if (port < 0 || port > 65535) return yield* new UsageError({ message: `--metrics-port must be between 0 and 65535 (got ${port})` })
       return yield* Effect.gen(function* () {
         const server = yield* MetricsServer
         const registry = yield* StoreManagerRegistry
@@ -220,10 +222,10 @@ const serveCommand = Command.make(
         return yield* Effect.never
       }).pipe(Effect.provide(MetricsServerLive({ port }).pipe(Layer.provideMerge(app(dataDir)))))
     })
-).pipe(Command.withDescription("Serve the metrics endpoint (Prometheus /metrics, /healthz)"))
+).pipe(Command.withDescription(summary("serve")))
 
 /** The whole command line. */
 export const command = mainJob.pipe(
-  Command.withDescription("Compile LLM context from the sample sources, twice, and show the caches at work"),
+  Command.withDescription(summary("")),
   Command.withSubcommands([sourcesCommand, ingestCommand, compileCommand, statsCommand, serveCommand])
 )

@@ -1,4 +1,4 @@
-import { Config, ConfigError, Duration, Either, Option, ParseResult, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { InvalidConfig } from "./errors.js"
 
 /**
@@ -106,7 +106,8 @@ const duration = (options: { readonly positive: boolean }) =>
     Schema.transformOrFail(Schema.DurationFromSelf, {
       strict: true,
       decode: (input, _, ast) =>
-        typeof input === "number" && input < 0
+        // A negative number, or its text from the environment ("-5"), is negative rather than "not a duration".
+        (typeof input === "number" && input < 0) || (typeof input === "string" && /^-\s*\d/.test(input.trim()))
           ? Either.left(new ParseResult.Type(ast, input, "must not be negative"))
           : Option.match(toDuration(input), {
           onNone: () =>
@@ -260,21 +261,84 @@ export const decodeCacheConfig = (input: unknown = {}): Either.Either<CacheConfi
   return Either.right(out as unknown as CacheConfig)
 }
 
-/** `CacheConfig` from the environment (`PANTHEON_CACHE_TTL`, …); unset variables take the defaults. */
-export const cacheConfigFromEnv: Config.Config<CacheConfig> = Config.all(
-  Object.fromEntries(
-    (Object.keys(fields) as Array<FieldName>).map((name) => [name, Config.option(Config.string(fields[name].env))])
-  ) as Record<FieldName, Config.Config<Option.Option<string>>>
-).pipe(
-  Config.mapOrFail((values) => {
-    const input: Record<string, unknown> = {}
-    for (const [name, value] of Object.entries(values)) {
-      if (Option.isNone(value)) continue
-      // A field whose default is a number reads its variable as one; the durations parse their text.
-      input[name] = typeof fields[name as FieldName].default === "number" ? Number(value.value) : value.value
-    }
-    return Either.mapLeft(decodeCacheConfig(input), (e) =>
-      ConfigError.InvalidData([fields[e.field as FieldName]?.env ?? e.field], e.message)
-    )
+/**
+ * One environment variable, read through `effect/Config` (so a `ConfigProvider` can stand in for
+ * `process.env`). An empty or blank value counts as unset: `PANTHEON_DATA_DIR= cmd` means the
+ * default, as NO_COLOR's convention has it, never an empty path.
+ */
+const envConfig = (env: string): Config.Config<Option.Option<string>> =>
+  Config.option(Config.string(env)).pipe(Config.map(Option.filter((value) => value.trim() !== "")))
+
+/** `envConfig` as an effect whose only failure is `InvalidConfig` (a provider that cannot be read). */
+export const envValue = (env: string): Effect.Effect<Option.Option<string>, InvalidConfig> =>
+  Effect.mapError(envConfig(env), (e) => new InvalidConfig({ field: env, env, value: undefined, reason: `cannot be read: ${e.message}` }))
+
+/** A whole number from `env` for `field`: unset takes `fallback`; anything else must be an integer of at least `min`. */
+export const envInteger = (env: string, field: string, fallback: number, min: number): Effect.Effect<number, InvalidConfig> =>
+  Effect.flatMap(envValue(env), (value) => {
+    if (Option.isNone(value)) return Effect.succeed(fallback)
+    const n = Number(value.value)
+    return Number.isInteger(n) && n >= min
+      ? Effect.succeed(n)
+      : Effect.fail(new InvalidConfig({ field, env, value: value.value, reason: `must be a whole number of at least ${min}` }))
   })
+
+/** Text from `env` for `field` (unset takes `fallback`), refused with `reason` when `valid` says no; a secret is not repeated in the message. */
+export const envText = (
+  env: string,
+  field: string,
+  options: { readonly fallback: string; readonly valid?: (value: string) => boolean; readonly reason?: string; readonly secret?: boolean }
+): Effect.Effect<string, InvalidConfig> =>
+  Effect.flatMap(envValue(env), (value) => {
+    if (Option.isNone(value)) return Effect.succeed(options.fallback)
+    return options.valid === undefined || options.valid(value.value)
+      ? Effect.succeed(value.value)
+      : Effect.fail(new InvalidConfig({ field, env, value: value.value, reason: options.reason ?? "is invalid", secret: options.secret ?? false }))
+  })
+
+/** Whether `text` is a URL with one of `protocols` (e.g. "http:"). */
+export const isUrl = (text: string, protocols: ReadonlyArray<string>): boolean => {
+  try {
+    return protocols.includes(new URL(text).protocol)
+  } catch {
+    return false
+  }
+}
+
+/** The `PANTHEON_*` cache variables that are set (not empty), by field, as text. */
+const cacheEnvText: Config.Config<Record<string, string>> = Config.all(
+  Object.fromEntries((Object.keys(fields) as Array<FieldName>).map((name) => [name, envConfig(fields[name].env)])) as Record<
+    FieldName,
+    Config.Config<Option.Option<string>>
+  >
+).pipe(
+  Config.map((values) =>
+    Object.fromEntries(Object.entries(values).flatMap(([name, value]) => (Option.isSome(value) ? [[name, value.value] as const] : [])))
+  )
+)
+
+/** Validates the variables' text; the error names the variable, the field and the text. */
+const decodeEnvText = (raw: Record<string, string>): Either.Either<CacheConfig, InvalidConfig> => {
+  const input: Record<string, unknown> = {}
+  // A field whose default is a number reads its variable as one; the durations parse their text.
+  for (const [name, text] of Object.entries(raw)) input[name] = typeof fields[name as FieldName].default === "number" ? Number(text) : text
+  return Either.mapLeft(decodeCacheConfig(input), (e) => {
+    const env = fields[e.field as FieldName]?.env
+    return env === undefined ? e : new InvalidConfig({ field: e.field, value: raw[e.field], reason: e.reason, env })
+  })
+}
+
+/**
+ * `CacheConfig` from the environment (`PANTHEON_CACHE_TTL`, …); unset or empty variables take the
+ * defaults. A bad value fails with `InvalidConfig` naming the variable, the field and the text:
+ * `PANTHEON_CACHE_TTL: ttl must not be negative (got "-5")`.
+ */
+export const cacheConfigFromEnvironment: Effect.Effect<CacheConfig, InvalidConfig> = Effect.flatMap(
+  Effect.mapError(cacheEnvText, (e) => new InvalidConfig({ field: "environment", value: undefined, reason: `cannot be read: ${e.message}` })),
+  decodeEnvText
+)
+
+/** The same as an `effect/Config`, for Config code: a bad value is a `ConfigError.InvalidData` at the variable, with the same message. */
+export const cacheConfigFromEnv: Config.Config<CacheConfig> = cacheEnvText.pipe(
+  Config.mapOrFail((raw) => Either.mapLeft(decodeEnvText(raw), (e) => ConfigError.InvalidData([e.env ?? e.field], e.message)))
 )

@@ -5,9 +5,14 @@ export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{
   readonly field: string
   readonly value: unknown
   readonly reason: string
+  /** The environment variable the value came from, when it came from one. */
+  readonly env?: string
+  /** The value is a secret (a database URL with its password): the message does not repeat it. */
+  readonly secret?: boolean
 }> {
   override get message() {
-    return `Invalid configuration: ${this.field} ${this.reason} (got ${show(this.value)})`
+    const got = this.secret ? "" : ` (got ${show(this.value)})`
+    return `Invalid configuration: ${this.env === undefined ? "" : `${this.env}: `}${this.field} ${this.reason}${got}`
   }
 }
 
@@ -158,5 +163,19 @@ export class UnexpectedError extends Data.TaggedError("UnexpectedError")<{
 }> {
   override get message() {
     return `${this.operation} failed unexpectedly: ${errorReason(this.cause)}`
+  }
+}
+
+/** A feature needs an optional peer dependency that is not installed (the command line, the metrics endpoint). */
+export class MissingPackage extends Data.TaggedError("MissingPackage")<{
+  /** What needed it, e.g. "the metrics endpoint". */
+  readonly feature: string
+  /** The package that could not be found. */
+  readonly missing: string
+  /** What to install: `name@range` of every optional peer the feature uses. */
+  readonly install: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `${this.feature} needs ${this.missing}, an optional peer dependency of pantheon-persistence that is not installed: npm install ${this.install.join(" ")}`
   }
 }

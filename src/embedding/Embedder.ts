@@ -4,9 +4,13 @@
  * configured; every layer puts the byte-bounded cache (`cached.ts`) in front, so each text is
  * embedded once however many callers ask for it.
  */
-import { FetchHttpClient, type HttpClient } from "@effect/platform"
-import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option } from "effect"
-import type { EmbedError, InvalidConfig } from "../domain/errors.js"
+// Subpaths, not the barrel: "@effect/platform" would load every module of the package at import.
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { envInteger, envText, envValue, isUrl } from "../domain/config.js"
+import { InvalidConfig } from "../domain/errors.js"
+import type { EmbedError } from "../domain/errors.js"
 import { cached, DEFAULT_CACHE_BYTES } from "./cached.js"
 import { featureHashing } from "./hashing.js"
 import { ollama, type OllamaConfig } from "./ollama.js"
@@ -31,50 +35,56 @@ export interface EmbedderShape {
   readonly stats: Effect.Effect<EmbedderStats>
 }
 
-const positiveInteger = (name: string) =>
-  Config.integer(name).pipe(Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }))
+/** A variable that may be unset (empty counts as unset), as an `Option`; a set one must pass `parse`. */
+const optionalEnv = <A>(env: string, field: string, parse: (text: string) => A | undefined, reason: string) =>
+  Effect.flatMap(envValue(env), (value) => {
+    if (Option.isNone(value)) return Effect.succeed(Option.none<A>())
+    const parsed = parse(value.value.trim())
+    return parsed === undefined ? Effect.fail(new InvalidConfig({ field, env, value: value.value, reason })) : Effect.succeed(Option.some(parsed))
+  })
+
+const positiveInteger = (text: string) => (/^\d+$/.test(text) && Number(text) > 0 ? Number(text) : undefined)
 
 /** Milliseconds or a duration string ("30 seconds"), as the other `PANTHEON_*` durations. */
-const positiveDuration = (name: string) =>
-  Config.mapOrFail(Config.string(name), (text) => {
-    const decoded = /^\d+$/.test(text.trim()) ? Option.some(Duration.millis(Number(text))) : Duration.decodeUnknown(text)
-    return Option.isSome(decoded) && Duration.toMillis(decoded.value) > 0
-      ? Either.right(decoded.value)
-      : Either.left(ConfigError.InvalidData([], `must be a positive duration in milliseconds or a string such as "30 seconds" (got ${JSON.stringify(text)})`))
-  })
+const positiveDuration = (text: string) => {
+  const decoded = /^\d+$/.test(text) ? Option.some(Duration.millis(Number(text))) : Duration.decodeUnknown(text)
+  return Option.isSome(decoded) && Duration.toMillis(decoded.value) > 0 ? decoded.value : undefined
+}
 
 /**
  * The embedder from the environment: an OpenAI-compatible server when `PANTHEON_EMBED_URL` is set,
- * Ollama when `PANTHEON_OLLAMA_URL` is, else feature hashing. Both set is refused (which one was meant?).
+ * Ollama when `PANTHEON_OLLAMA_URL` is, else feature hashing. Both set is refused (which one was
+ * meant?). A bad value is an `InvalidConfig` naming the variable.
  */
-export const EmbedderConfig = Config.all({
-  ollamaUrl: Config.option(Config.string("PANTHEON_OLLAMA_URL")),
-  ollamaModel: Config.string("PANTHEON_OLLAMA_MODEL").pipe(Config.withDefault("nomic-embed-text")),
-  embedUrl: Config.option(
-    Config.string("PANTHEON_EMBED_URL").pipe(Config.validate({ message: "must be an http or https URL", validation: (u) => /^https?:\/\/[^/]/i.test(u.trim()) }))
+export const EmbedderConfig = Effect.all({
+  ollamaUrl: Effect.map(
+    envText("PANTHEON_OLLAMA_URL", "url", { fallback: "", valid: (url) => isUrl(url, ["http:", "https:"]), reason: "must be an http:// or https:// URL" }),
+    (url) => (url === "" ? Option.none() : Option.some(url))
   ),
+  ollamaModel: envText("PANTHEON_OLLAMA_MODEL", "model", { fallback: "nomic-embed-text" }),
+  embedUrl: optionalEnv("PANTHEON_EMBED_URL", "url", (url) => (isUrl(url, ["http:", "https:"]) ? url : undefined), "must be an http:// or https:// URL"),
   /** Feature hashing's dimensions (default 256); for an OpenAI-compatible server, the `dimensions` asked for (unset: the model's). */
-  dimensions: Config.option(positiveInteger("PANTHEON_EMBED_DIMENSIONS")),
-  cacheBytes: Config.integer("PANTHEON_EMBED_CACHE_BYTES").pipe(Config.withDefault(DEFAULT_CACHE_BYTES))
+  dimensions: optionalEnv("PANTHEON_EMBED_DIMENSIONS", "dimensions", positiveInteger, "must be a whole number of at least 1"),
+  cacheBytes: envInteger("PANTHEON_EMBED_CACHE_BYTES", "cacheBytes", DEFAULT_CACHE_BYTES, 0)
 }).pipe(
-  Config.mapOrFail((c) =>
-    Option.isSome(c.embedUrl) && Option.isSome(c.ollamaUrl)
-      ? Either.left(
-          ConfigError.InvalidData(
-            ["PANTHEON_EMBED_URL"],
-            "is set together with PANTHEON_OLLAMA_URL: set one (Ollama also serves the OpenAI API: PANTHEON_EMBED_URL=<ollama url>/v1)"
-          )
-        )
-      : Either.right(c)
+  Effect.filterOrFail(
+    (c) => !(Option.isSome(c.embedUrl) && Option.isSome(c.ollamaUrl)),
+    (c) =>
+      new InvalidConfig({
+        field: "url",
+        env: "PANTHEON_EMBED_URL",
+        value: Option.getOrUndefined(c.embedUrl),
+        reason: "is set together with PANTHEON_OLLAMA_URL: set one (Ollama also serves the OpenAI API: PANTHEON_EMBED_URL=<ollama url>/v1)"
+      })
   )
 )
 
 /** What only the OpenAI-compatible embedder reads (when `PANTHEON_EMBED_URL` is set). */
-export const OpenAIEmbedderEnvConfig = Config.all({
-  model: Config.option(Config.string("PANTHEON_EMBED_MODEL")),
-  apiKey: Config.option(Config.redacted("PANTHEON_EMBED_API_KEY")),
-  maxBatchTexts: Config.option(positiveInteger("PANTHEON_EMBED_BATCH")),
-  timeout: Config.option(positiveDuration("PANTHEON_EMBED_TIMEOUT"))
+export const OpenAIEmbedderEnvConfig = Effect.all({
+  model: optionalEnv("PANTHEON_EMBED_MODEL", "model", (m) => m, "is invalid"),
+  apiKey: Effect.map(envValue("PANTHEON_EMBED_API_KEY"), Option.map((key) => Redacted.make(key.trim()))),
+  maxBatchTexts: optionalEnv("PANTHEON_EMBED_BATCH", "maxBatchTexts", positiveInteger, "must be a whole number of at least 1"),
+  timeout: optionalEnv("PANTHEON_EMBED_TIMEOUT", "timeout", positiveDuration, 'must be a positive duration in milliseconds or a string such as "30 seconds"')
 })
 
 export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embedder, EmbedderShape>() {
@@ -101,7 +111,7 @@ export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embed
    * From the environment (`EmbedderConfig`): an OpenAI-compatible server when `PANTHEON_EMBED_URL` is
    * set, Ollama when `PANTHEON_OLLAMA_URL` is, else feature hashing; all cached.
    */
-  static readonly layerFromEnv: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  static readonly layerFromEnv: Layer.Layer<Embedder, EmbedError | InvalidConfig> = Layer.unwrapEffect(
     Effect.flatMap(EmbedderConfig, (c) =>
       Option.match(c.embedUrl, {
         onSome: (url) =>
@@ -114,11 +124,7 @@ export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embed
               maxBatchTexts: Option.getOrUndefined(o.maxBatchTexts),
               timeout: Option.getOrUndefined(o.timeout),
               cacheBytes: c.cacheBytes
-            }).pipe(
-              Layer.provide(FetchHttpClient.layer),
-              // The env values were validated above; what is left (a URL that does not parse) is the URL's.
-              Layer.mapError((e) => (e._tag === "InvalidConfig" ? ConfigError.InvalidData(["PANTHEON_EMBED_URL"], e.message) : e))
-            )
+            }).pipe(Layer.provide(FetchHttpClient.layer))
           ),
         onNone: () =>
           Effect.succeed(

@@ -1,5 +1,7 @@
 /** Ollama's `/api/embed`: semantic vectors from a local model server (model and URL from config). */
-import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, Schema } from "effect"
 import { EmbedError } from "../domain/errors.js"
 import type { EmbedderShape } from "./Embedder.js"

@@ -1,7 +1,8 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Config, type ConfigError, Effect, Layer } from "effect"
-import type { EmbedError } from "../domain/errors.js"
+import { type ConfigError, Effect, Layer } from "effect"
+import { envText } from "../domain/config.js"
+import type { EmbedError, InvalidConfig } from "../domain/errors.js"
 import { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
 import { StoreEvents } from "../services/StoreEvents.js"
@@ -22,10 +23,11 @@ export interface EmbeddedStoreOptions {
   /** The SQL store's query-result cache (default on; `false` turns it off). */
   readonly resultCache?: SqlStoreOptions["resultCache"]
   /** Another embedder (e.g. `Embedder.layerOllama`); default: from the environment, or feature hashing with `dimensions`. */
-  readonly embedder?: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError>
+  readonly embedder?: Layer.Layer<Embedder, EmbedError | InvalidConfig | ConfigError.ConfigError>
 }
 
-export const dataDirConfig = Config.string("PANTHEON_DATA_DIR").pipe(Config.withDefault("./.pantheon/data"))
+/** `PANTHEON_DATA_DIR`, else `./.pantheon/data` (an empty value counts as unset). */
+export const dataDirConfig = envText("PANTHEON_DATA_DIR", "dataDir", { fallback: "./.pantheon/data" })
 
 /**
  * The embedded backend (the default, no server): PGlite with pgvector on a data directory or in
@@ -38,7 +40,7 @@ export const EmbeddedStoreLive = (
   options: EmbeddedStoreOptions = {}
 ): Layer.Layer<
   StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient | PgliteClient,
-  SqlError | DataDirUnavailable | ConfigError.ConfigError | EmbedError
+  SqlError | DataDirUnavailable | InvalidConfig | ConfigError.ConfigError | EmbedError
 > => {
   const client = Layer.unwrapEffect(
     Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => PgliteClient.layer({ dataDir, ...(options.lockTimeout === undefined ? {} : { lockTimeout: options.lockTimeout }) }))

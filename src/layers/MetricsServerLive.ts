@@ -3,12 +3,11 @@
  * Prometheus text format (through `@effect/opentelemetry` and OpenTelemetry's Prometheus exporter),
  * `/healthz` the health report (`health.ts`): 200 when healthy, 503 otherwise.
  */
-import * as Metrics from "@effect/opentelemetry/Metrics"
-import * as Resource from "@effect/opentelemetry/Resource"
-import { PrometheusExporter } from "@opentelemetry/exporter-prometheus"
 import { Context, Effect, Layer, Runtime } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
+import type { MissingPackage } from "../domain/errors.js"
+import { importOptional } from "../optionalPeers.js"
 import type { ManagerCache } from "../services/ManagerCache.js"
 import type { StoreEvents } from "../services/StoreEvents.js"
 import type { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
@@ -23,16 +22,21 @@ export interface MetricsServerOptions {
 
 /** The endpoint's address, once it listens. */
 export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServer")<MetricsServer, { readonly port: number; readonly url: string }>() {
-  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache | StoreEvents> =>
+  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MissingPackage, StoreManagerRegistry | ManagerCache | StoreEvents> =>
     serve(options)
 }
 
 /** The endpoint as a layer (`MetricsServer.layer`). */
 export const MetricsServerLive = (options: MetricsServerOptions) => MetricsServer.layer(options)
 
-const serve = (options: MetricsServerOptions): Layer.Layer<MetricsServer, never, StoreManagerRegistry | ManagerCache | StoreEvents> =>
+/** OpenTelemetry, loaded when an endpoint is built: optional peers, which a program without one never loads. */
+const openTelemetry = importOptional("the metrics endpoint", ["@effect/opentelemetry", "@opentelemetry/exporter-prometheus"], () =>
+  Promise.all([import("@effect/opentelemetry/Metrics"), import("@effect/opentelemetry/Resource"), import("@opentelemetry/exporter-prometheus")])
+)
+
+const serve = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MissingPackage, StoreManagerRegistry | ManagerCache | StoreEvents> =>
   Layer.unwrapEffect(
-    Effect.sync(() => {
+    Effect.map(openTelemetry, ([Metrics, Resource, { PrometheusExporter }]) => {
       const exporter = new PrometheusExporter({ preventServerStart: true })
       const server = Layer.scoped(
         MetricsServer,

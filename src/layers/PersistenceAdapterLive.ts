@@ -1,4 +1,4 @@
-import { type ConfigError, Layer } from "effect"
+import { Layer } from "effect"
 import type { CacheConfigInput } from "../domain/config.js"
 import type { InvalidConfig } from "../domain/errors.js"
 import { CacheSettings } from "../services/CacheSettings.js"
@@ -15,7 +15,7 @@ export interface PersistenceAdapterOptions {
   readonly compiler?: CompilerOptions
 }
 
-const settings = (cache: CacheConfigInput | undefined): Layer.Layer<CacheSettings, InvalidConfig | ConfigError.ConfigError> =>
+const settings = (cache: CacheConfigInput | undefined): Layer.Layer<CacheSettings, InvalidConfig> =>
   cache === undefined ? CacheSettings.layerFromEnv : CacheSettings.layer(cache)
 
 /**
@@ -25,7 +25,7 @@ const settings = (cache: CacheConfigInput | undefined): Layer.Layer<CacheSetting
  */
 export const PersistenceAdapterLive = (
   options: PersistenceAdapterOptions = {}
-): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | CacheSettings, InvalidConfig | ConfigError.ConfigError, StoreBackend | StoreEvents> =>
+): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | CacheSettings, InvalidConfig, StoreBackend | StoreEvents> =>
   ContextCompiler.layer(options.compiler).pipe(
     Layer.provideMerge(ManagerCache.layer),
     Layer.provideMerge(StoreManagerRegistry.layer),

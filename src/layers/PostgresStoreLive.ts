@@ -1,7 +1,7 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
-import { Config, type ConfigError, Duration, Layer, type Option, Redacted } from "effect"
+import { type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { envInteger, envText, envValue, isUrl } from "../domain/config.js"
 import type { EmbedError } from "../domain/errors.js"
 import { InvalidConfig } from "../domain/errors.js"
 import { Embedder } from "../embedding/Embedder.js"
@@ -28,7 +28,7 @@ export interface PostgresStoreOptions {
   /** The SQL store's query-result cache (default on; `false` turns it off). */
   readonly resultCache?: SqlStoreOptions["resultCache"]
   /** Default: from the environment (feature hashing, or Ollama when `PANTHEON_OLLAMA_URL` is set). */
-  readonly embedder?: Layer.Layer<Embedder, EmbedError | ConfigError.ConfigError>
+  readonly embedder?: Layer.Layer<Embedder, EmbedError | InvalidConfig | ConfigError.ConfigError>
 }
 
 /**
@@ -45,13 +45,18 @@ export const PostgresStoreLive = (
   }
   const url = typeof options.url === "string" ? Redacted.make(options.url) : options.url
   const applicationName = options.applicationName ?? "pantheon-persistence"
-  const client = PgClient.layer({
-    url,
-    maxConnections: max - 1,
-    applicationName,
-    connectTimeout: options.connectTimeout ?? Duration.seconds(5),
-    idleTimeout: Duration.seconds(30)
-  })
+  // @effect/sql-pg (and pg) load when this layer is built, not when the package is imported.
+  const client = Layer.unwrapEffect(
+    Effect.map(Effect.promise(() => import("@effect/sql-pg/PgClient")), (PgClient) =>
+      PgClient.layer({
+        url,
+        maxConnections: max - 1,
+        applicationName,
+        connectTimeout: options.connectTimeout ?? Duration.seconds(5),
+        idleTimeout: Duration.seconds(30)
+      })
+    )
+  )
   const events = PgStoreEvents.layer({ url, applicationName, ...(options.channel ? { channel: options.channel } : {}) })
   return SqlStore.backend.pipe(
     Layer.provideMerge(SqlStore.layer({ vectorMode: options.vectorMode ?? "auto", ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }) })),
@@ -60,13 +65,24 @@ export const PostgresStoreLive = (
   )
 }
 
-/** `PANTHEON_DATABASE_URL`, else `DATABASE_URL`; unset means the embedded store. */
-export const databaseUrlConfig: Config.Config<Option.Option<Redacted.Redacted>> = Config.redacted("PANTHEON_DATABASE_URL").pipe(
-  Config.orElse(() => Config.redacted("DATABASE_URL")),
-  Config.option
-)
+/**
+ * `PANTHEON_DATABASE_URL`, else `DATABASE_URL`; unset (or empty) means the embedded store. A value
+ * that is not a postgres:// URL is refused without repeating it (it may hold a password).
+ */
+export const databaseUrlConfig: Effect.Effect<Option.Option<Redacted.Redacted>, InvalidConfig> = Effect.gen(function* () {
+  const own = yield* envValue("PANTHEON_DATABASE_URL")
+  const env = Option.isSome(own) ? "PANTHEON_DATABASE_URL" : "DATABASE_URL"
+  const url = yield* envText(env, "url", { fallback: "", valid: (u) => isUrl(u, ["postgres:", "postgresql:"]), reason: "must be a postgres:// or postgresql:// URL", secret: true })
+  return url === "" ? Option.none() : Option.some(Redacted.make(url))
+})
 
-export const postgresConfig = Config.all({
-  maxConnections: Config.integer("PANTHEON_DB_MAX_CONNECTIONS").pipe(Config.withDefault(10)),
-  channel: Config.string("PANTHEON_DB_CHANNEL").pipe(Config.withDefault("pantheon_changes"))
+/** The server's pool size and NOTIFY channel from the environment. */
+export const postgresConfig = Effect.all({
+  maxConnections: envInteger("PANTHEON_DB_MAX_CONNECTIONS", "maxConnections", 10, 2),
+  channel: envText("PANTHEON_DB_CHANNEL", "channel", {
+    fallback: "pantheon_changes",
+    // PostgreSQL truncates identifiers past 63 bytes: two long names would share a channel.
+    valid: (name) => Buffer.byteLength(name) <= 63,
+    reason: "must be at most 63 bytes (a PostgreSQL identifier)"
+  })
 })

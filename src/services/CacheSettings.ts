@@ -1,5 +1,5 @@
-import { type ConfigError, Context, Layer } from "effect"
-import { type CacheConfig, type CacheConfigInput, cacheConfigFromEnv, decodeCacheConfig } from "../domain/config.js"
+import { Context, Layer } from "effect"
+import { type CacheConfig, type CacheConfigInput, cacheConfigFromEnvironment, decodeCacheConfig } from "../domain/config.js"
 import type { InvalidConfig } from "../domain/errors.js"
 
 /** The validated cache configuration in the context: from explicit input, or from the environment. */
@@ -7,6 +7,6 @@ export class CacheSettings extends Context.Tag("pantheon-persistence/CacheSettin
   /** From explicit input; invalid input fails the layer with `InvalidConfig` naming the field. */
   static readonly layer = (input: CacheConfigInput | CacheConfig = {}): Layer.Layer<CacheSettings, InvalidConfig> =>
     Layer.effect(CacheSettings, decodeCacheConfig(input))
-  /** From `PANTHEON_*` environment variables (through `effect/Config`). */
-  static readonly layerFromEnv: Layer.Layer<CacheSettings, ConfigError.ConfigError> = Layer.effect(CacheSettings, cacheConfigFromEnv)
+  /** From `PANTHEON_*` environment variables (through `effect/Config`); a bad value fails with `InvalidConfig` naming the variable. */
+  static readonly layerFromEnv: Layer.Layer<CacheSettings, InvalidConfig> = Layer.effect(CacheSettings, cacheConfigFromEnvironment)
 }

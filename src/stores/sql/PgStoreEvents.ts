@@ -12,7 +12,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Deferred, Duration, Effect, Either, Layer, ParseResult, Redacted, Runtime, Schedule, Schema } from "effect"
-import pg from "pg"
+import type pg from "pg"
 import { Resync, StoreEvent } from "../../domain/events.js"
 import { makeHub, StoreEvents, type StoreEventsShape } from "../../services/StoreEvents.js"
 
@@ -52,6 +52,7 @@ export const make = (options: PgStoreEventsOptions) =>
     /** One listening session: connect, LISTEN, then wait until the connection is lost. */
     const connect = Effect.acquireRelease(
       Effect.tryPromise(async () => {
+        const { default: pg } = await import("pg") // at the first connection, not at the package's import
         const client = new pg.Client({ connectionString: Redacted.value(options.url), application_name: options.applicationName, connectionTimeoutMillis: 5000 })
         client.on("error", () => {}) // surfaced through "end" below
         await client.connect()

@@ -9,13 +9,11 @@
  * One instance per data directory per process: building the layer twice on one directory shares it.
  * One process per data directory: the directory is locked while it is open (`DataDirLock.ts`).
  */
-import { Reactivity } from "@effect/experimental"
+import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
-import { PGlite } from "@electric-sql/pglite"
-import { vector } from "@electric-sql/pglite-pgvector"
+import type { PGlite } from "@electric-sql/pglite"
 import { resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import * as DataDirLock from "./DataDirLock.js"
@@ -32,9 +30,19 @@ export interface PgliteClientConfig {
   readonly lockTimeout?: Duration.DurationInput
 }
 
+/**
+ * The PGlite instance underneath, typed by the members this project relies on: PGlite's own
+ * declarations need `@types/emscripten`, and would break a consumer that checks libraries' types.
+ */
+export interface PgliteDatabase {
+  readonly closed: boolean
+  readonly query: <T>(sql: string, params?: Array<unknown>) => Promise<{ readonly rows: Array<T> }>
+  readonly exec: (sql: string) => Promise<ReadonlyArray<{ readonly rows: ReadonlyArray<unknown> }>>
+}
+
 export interface PgliteClientShape extends SqlClient.SqlClient {
   readonly dataDir: string
-  readonly pglite: PGlite
+  readonly pglite: PgliteDatabase
 }
 
 const MEMORY = "memory://"
@@ -67,6 +75,8 @@ const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput, lo
         entry.ready = (async () => {
           if (onDisk) entry.unlock = await DataDirLock.lock(dataDir, Duration.toMillis(Duration.decode(lockTimeout)))
           try {
+            // Loaded here, not at import: a program that never opens an embedded store never loads PGlite.
+            const [{ PGlite }, { vector }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite-pgvector")])
             const db = await PGlite.create({ dataDir, extensions: { vector } })
             await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
             return db
@@ -106,7 +116,8 @@ export const make = (options: PgliteClientConfig = {}) =>
     const dataDir = options.dataDir ?? MEMORY
     const { db, shared } = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60), options.lockTimeout ?? 0)
     const lock = shared.semaphore
-    const compiler = PgClient.makeCompiler()
+    // @effect/sql-pg (and pg under it) only once an embedded store opens: its compiler is the one we use.
+    const compiler = (yield* Effect.promise(() => import("@effect/sql-pg/PgClient"))).makeCompiler()
 
     const failed = (cause: unknown) =>
       new SqlError({ cause, message: `Failed to execute statement: ${cause instanceof Error ? cause.message : String(cause)}` })

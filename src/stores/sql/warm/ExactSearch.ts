@@ -3,21 +3,16 @@
  * usearch's SIMD kernels when its native module loads, a plain loop otherwise. Measured here on
  * 20,000 × 256-float vectors and 5 queries: usearch 3.4 ms on one thread, the JS loop 31 ms (9×).
  * usearch reads a typed array from the start of its buffer, so the rows are passed unshifted.
- *
- * Large sources also keep their vectors as int8 (`quantize`): a search over them reads a quarter of
- * the memory and runs about 4× faster (20,000 × 256 × 5 queries: 1.0 ms instead of 3.7), and
- * `nearestQuantized` gives each row's estimate plus a bound on its error, so that the caller can
- * re-score the candidates exactly and know when no other row can rank.
  */
 import { createRequire } from "node:module"
-import { dot, norm } from "../../../embedding/vector.js"
+import { dot } from "../../../embedding/vector.js"
 import { availableParallelism } from "node:os"
 
 interface Usearch {
   readonly MetricKind: { readonly IP: string }
   readonly exactSearch: (
-    dataset: Float32Array | Int8Array,
-    queries: Float32Array | Int8Array,
+    dataset: Float32Array,
+    queries: Float32Array,
     dimensions: number,
     count: number,
     metric: string,
@@ -25,16 +20,21 @@ interface Usearch {
   ) => { readonly keys: BigUint64Array; readonly distances: Float32Array }
 }
 
-const native: Usearch | undefined = (() => {
-  try {
-    return createRequire(import.meta.url)("usearch") as Usearch
-  } catch {
-    return undefined
+/** usearch, loaded at the first search (not at the package's import); undefined when its binary does not load. */
+let loaded: { readonly native: Usearch | undefined } | undefined
+const usearch = (): Usearch | undefined => {
+  if (loaded === undefined) {
+    try {
+      loaded = { native: createRequire(import.meta.url)("usearch") as Usearch }
+    } catch {
+      loaded = { native: undefined }
+    }
   }
-})()
+  return loaded.native
+}
 
 /** Which implementation runs: "usearch" (SIMD, native) or "js" (its prebuilt binary did not load). */
-export const searchEngine: "usearch" | "js" = native === undefined ? "js" : "usearch"
+export const searchEngine = (): "usearch" | "js" => (usearch() === undefined ? "js" : "usearch")
 
 /**
  * A search of at least this many multiply-adds (rows × dimensions × queries) runs on several
@@ -45,25 +45,7 @@ const PARALLEL_FROM = 1 << 22
 const THREADS = Math.min(4, availableParallelism())
 
 /** A copy when the view does not start its buffer (usearch ignores `byteOffset`). */
-const unshifted = <V extends Float32Array | Int8Array>(v: V): V => (v.byteOffset === 0 ? v : (v.slice() as V))
-
-/** Whether the int8 search runs (usearch loaded; the plain loop gains nothing from int8). */
-export const quantizedSearch = native !== undefined
-
-/** Quantized components are round(x × 127): a unit vector's components lie in [-1, 1]. */
-const QUANTIZATION_SCALE = 127
-
-/** Writes `v`'s int8 form into `out` at `offset`; returns the rounding error's norm, ‖v − out / 127‖. */
-export const quantize = (v: Float32Array, out: Int8Array, offset: number): number => {
-  let error = 0
-  for (let j = 0; j < v.length; j++) {
-    const q = Math.max(-127, Math.min(127, Math.round(v[j]! * QUANTIZATION_SCALE)))
-    out[offset + j] = q
-    const d = v[j]! - q / QUANTIZATION_SCALE
-    error += d * d
-  }
-  return Math.sqrt(error)
-}
+const unshifted = (v: Float32Array): Float32Array => (v.byteOffset === 0 ? v : v.slice())
 
 /** One query's best rows, best first, with their inner products. */
 export interface Neighbours {
@@ -100,6 +82,7 @@ const batchOf = (queries: ReadonlyArray<Float32Array>, dims: number) => {
 export const nearest = (rows: Float32Array, count: number, dims: number, queries: ReadonlyArray<Float32Array>, k: number): Array<Neighbours> => {
   const n = Math.min(k, count)
   if (n <= 0 || queries.length === 0) return queries.map(() => ({ rows: new Int32Array(0), scores: new Float32Array(0) }))
+  const native = usearch()
   if (native === undefined) return queries.map((q) => nearestJs(rows, count, dims, q, n))
   const threads = count * dims * queries.length >= PARALLEL_FROM ? THREADS : 1
   const found = native.exactSearch(unshifted(rows.subarray(0, count * dims)), batchOf(queries, dims), dims, n, native.MetricKind.IP, threads)
@@ -137,30 +120,4 @@ export const bestScores = (rows: Float32Array, dims: number, which: Int32Array, 
     for (let j = 0; j < found.rows.length; j++) best[found.rows[j]!] = Math.max(best[found.rows[j]!]!, found.scores[j]!)
   }
   return best
-}
-
-/**
- * For each query, its `k` best rows by the int8 inner product, best first, each score raised by the
- * estimate's largest possible error: no row's true inner product exceeds its score here. With x = X/127
- * + ex and q = Q/127 + eq, |q·x − (Q·X)/127²| ≤ ‖eq‖ (‖x‖ + ‖ex‖) + ‖q‖ ‖ex‖, and the index passes the
- * largest ‖x‖ (`rowNorm`) and ‖ex‖ (`rowError`) of its rows.
- */
-export const nearestQuantized = (
-  rows: Int8Array,
-  count: number,
-  dims: number,
-  queries: ReadonlyArray<Float32Array>,
-  k: number,
-  bounds: { readonly rowNorm: number; readonly rowError: number }
-): Array<Neighbours> => {
-  const n = Math.min(k, count)
-  if (native === undefined) throw new Error("nearestQuantized needs usearch (check quantizedSearch first)")
-  if (n <= 0 || queries.length === 0) return queries.map(() => ({ rows: new Int32Array(0), scores: new Float32Array(0) }))
-  const batch = new Int8Array(queries.length * dims)
-  // The last term: usearch returns the integer product as a float32 (|Q·X| ≤ 127² × dims), rounded to 2^-24 of it.
-  const slack = queries.map((q, i) => quantize(q, batch, i * dims) * (bounds.rowNorm + bounds.rowError) + norm(q) * bounds.rowError + dims * 2 ** -23)
-  // One thread: the int8 kernel is fast enough that starting more costs more (measured: 1.1 ms on one, 2.3 on two).
-  const found = native.exactSearch(unshifted(rows.subarray(0, count * dims)), batch, dims, n, native.MetricKind.IP, 1)
-  const scale = QUANTIZATION_SCALE * QUANTIZATION_SCALE
-  return neighboursOf(found, queries.length, n, (product, i) => product / scale + slack[i]!)
 }

@@ -1,0 +1,9 @@
+/**
+ * `pantheon-persistence/cli`: the command line as a value, for a program that embeds its commands
+ * in an @effect/cli app of its own (the bin, main.ts, runs it). Needs the optional peers
+ * @effect/cli and @effect/platform-node.
+ */
+export { command, CliError, UsageError } from "./commands.js"
+export { describeFailure, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE } from "./report.js"
+export { BIN, helpText } from "./help.js"
+export { showsColor, showsProgress } from "./terminal.js"
