@@ -104,9 +104,12 @@ describe("configuration from the environment: every variable of the README, with
     ["PANTHEON_LOAD_CONCURRENCY", "1.5", "loadConcurrency must be a whole number of at least 1", cacheSettings],
     ["PANTHEON_QUERY_TIMEOUT", "5 fortnights", "queryTimeout is not a duration", cacheSettings],
     ["PANTHEON_WARM_BYTES", "-1", "warmBytes must be a whole number of bytes", cacheSettings],
+    ["PANTHEON_MAX_TOKENS", "1.5", "maxTokens must be a whole number of tokens", cacheSettings],
     ["PANTHEON_EMBED_DIMENSIONS", "abc", "dimensions must be a whole number of at least 1", embedder],
     ["PANTHEON_EMBED_CACHE_BYTES", "32MB", "cacheBytes must be a whole number of at least 0", embedder],
     ["PANTHEON_OLLAMA_URL", "localhost:11434", "url must be an http:// or https:// URL", embedder],
+    ["PANTHEON_EMBED_URL", "localhost:8000", "url must be an http:// or https:// URL", embedder],
+    // PANTHEON_EMBED_MODEL, _API_KEY, _BATCH and _TIMEOUT are read with PANTHEON_EMBED_URL only: test/OpenAIEmbedder.test.ts.
     ["PANTHEON_DB_MAX_CONNECTIONS", "1", "maxConnections must be a whole number of at least 2", postgresConfig],
     ["PANTHEON_DB_CHANNEL", "c".repeat(64), "channel must be at most 63 bytes", postgresConfig]
   ] as Array<[string, string, string, Effect.Effect<unknown, unknown>]>)("%s=%j is refused with InvalidConfig naming the variable and the field", ([env, value, reason, effect]) =>
@@ -132,7 +135,7 @@ describe("configuration from the environment: every variable of the README, with
       const embedding = yield* withEnv(blank, EmbedderConfig)
       expect(Option.isNone(embedding.ollamaUrl)).toBe(true)
       expect(embedding.ollamaModel).toBe("nomic-embed-text")
-      expect(embedding.dimensions).toBe(256)
+      expect(Option.isNone(embedding.dimensions)).toBe(true) // feature hashing then takes its 256
       expect(Duration.toMillis((yield* withEnv(blank, cacheSettings)).ttl)).toBe(60_000)
       expect(Option.isNone(yield* withEnv(blank, databaseUrlConfig))).toBe(true)
       expect((yield* withEnv(blank, postgresConfig)).channel).toBe("pantheon_changes")
