@@ -5,7 +5,8 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, ManagedRuntime, Metric, TestClock } from "effect"
+import { Context, Effect, Either, Layer, ManagedRuntime, Metric, TestClock } from "effect"
+import { ALL, parseFilter } from "../src/domain/filter.js"
 import type { StoreEntry, Where } from "../src/domain/schemas.js"
 import { Embedder } from "../src/embedding/Embedder.js"
 import { featureHashingVector } from "../src/embedding/hashing.js"
@@ -24,6 +25,7 @@ import { WarmIndex } from "../src/stores/sql/warm/WarmIndex.js"
 import { schemaForFile } from "./support/postgres.js"
 
 const texts = (entries: ReadonlyArray<StoreEntry>) => entries.map((e) => e.text)
+const filter = (where: Where) => Either.getOrThrow(parseFilter(where))
 
 let seed = 99
 const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
@@ -60,7 +62,7 @@ describe("WarmIndex", () => {
     rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
     for (let q = 0; q < 30; q++) {
       const seeds = Array.from({ length: 1 + (q % 5) }, () => featureHashingVector(sentence(), 32))
-      for (const limit of [1, 5, 20, 100]) expect(texts(index.relevant(seeds, limit, {}))).toEqual(reference(rows, seeds, limit))
+      for (const limit of [1, 5, 20, 100]) expect(texts(index.relevant(seeds, limit, ALL))).toEqual(reference(rows, seeds, limit))
     }
     expect(index.highWater).toBe(600)
   })
@@ -83,7 +85,7 @@ describe("WarmIndex", () => {
       const seeds = Array.from({ length: 1 + (q % 5) }, () => featureHashingVector(sentence(), 48))
       const score = scoreOf(seeds)
       for (const limit of [1, 20, 150]) {
-        const got = texts(index.relevant(seeds, limit, {}))
+        const got = texts(index.relevant(seeds, limit, ALL))
         const want = reference(rows, seeds, limit)
         expect(got).toHaveLength(want.length)
         got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
@@ -111,7 +113,7 @@ describe("WarmIndex", () => {
     rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
     const score = (text: string) => rows.find((r) => r.text === text)!.vector.reduce((a, x, j) => a + x * axis[j]!, 0)
     for (const limit of [1, 20]) {
-      const got = texts(index.relevant([axis], limit, {}))
+      const got = texts(index.relevant([axis], limit, ALL))
       const want = reference(rows, [axis], limit)
       got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
     }
@@ -123,13 +125,13 @@ describe("WarmIndex", () => {
     put("a", 1, { user: "u1", type: "IMAGE" }, 1)
     put("b", 2, { user: "u2", type: "chat" }, 2)
     put("c", 2, { user: "u1", type: "chat" }, 3)
-    expect(texts(index.recent(10, {}))).toEqual(["text c", "text b", "text a"])
-    expect(texts(index.recent(10, { user: "u1" }))).toEqual(["text c", "text a"])
-    expect(texts(index.relevant([featureHashingVector("text a", 16)], 10, { type: "image" }))).toEqual(["text a"])
+    expect(texts(index.recent(10, ALL))).toEqual(["text c", "text b", "text a"])
+    expect(texts(index.recent(10, filter({ user: "u1" })))).toEqual(["text c", "text a"])
+    expect(texts(index.relevant([featureHashingVector("text a", 16)], 10, filter({ type: "image" })))).toEqual(["text a"])
     put("a", 3, { user: "u2" }, 4) // replaced: newest now, no longer an image
     expect(index.size).toBe(3)
-    expect(texts(index.recent(1, {}))).toEqual(["text a"])
-    expect(index.relevant([featureHashingVector("text a", 16)], 10, { type: "Image" })).toEqual([])
+    expect(texts(index.recent(1, ALL))).toEqual(["text a"])
+    expect(index.relevant([featureHashingVector("text a", 16)], 10, filter({ type: "Image" }))).toEqual([])
   })
 })
 

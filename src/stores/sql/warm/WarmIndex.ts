@@ -12,12 +12,13 @@
  * - From `QUANTIZED_FROM` rows, the candidates of an unfiltered query come from an int8 copy of the
  *   vectors, each with a bound on its error; they are re-scored in float32, and the same stopping
  *   rule (with the bounds) keeps the answer exact.
- * - A filter narrows the rows first; the image subset (`type` any case of "image") and the last
- *   few filters keep their rows gathered, until the next write.
+ * - A filter (domain/filter.ts, `matchesRow`) narrows the rows first; the image subset (`type` any
+ *   case of "image") and the last few filters keep their rows gathered, until the next write.
  * - `upsert` keeps it current row by row (by id); `bytes` estimates what it holds, for the cache's
  *   byte budget.
  */
-import type { StoreEntry, Where } from "../../../domain/schemas.js"
+import { type Filter, filterKey, isAll, isImageFilter, matchesRow } from "../../../domain/filter.js"
+import type { StoreEntry } from "../../../domain/schemas.js"
 import { norm } from "../../../embedding/vector.js"
 import { bestScores, nearest, nearestQuantized, quantize, quantizedSearch } from "./ExactSearch.js"
 
@@ -47,23 +48,6 @@ interface Subset {
   readonly rows: Int32Array
   /** Their vectors, gathered contiguously. */
   readonly vectors: Float32Array
-}
-
-const isImage = (metadata: Readonly<Record<string, unknown>>) => typeof metadata.type === "string" && metadata.type.toLowerCase() === "image"
-
-const isImageFilter = (value: unknown) => typeof value === "string" && value.toLowerCase() === "image"
-
-/** Equality on every field of the filter; `type: "image"` in any case matches any case. */
-const matches = (metadata: Readonly<Record<string, unknown>>, where: Where): boolean => {
-  for (const key in where) {
-    const wanted = where[key]
-    if (key === "type" && isImageFilter(wanted)) {
-      if (!isImage(metadata)) return false
-    } else if (metadata[key] !== wanted) {
-      return false
-    }
-  }
-  return true
 }
 
 export class WarmIndex {
@@ -144,19 +128,19 @@ export class WarmIndex {
   }
 
   /** The newest `limit` entries that pass the filter, newest first (ties: larger id first). */
-  recent(limit: number, where: Where): Array<StoreEntry> {
+  recent(limit: number, where: Filter): Array<StoreEntry> {
     const order = (this.order ??= this.sortByTime())
     const out: Array<StoreEntry> = []
-    const filtered = Object.keys(where).length > 0
+    const filtered = !isAll(where)
     for (let i = 0; i < order.length && out.length < limit; i++) {
       const r = order[i]!
-      if (!filtered || matches(this.metadata[r]!, where)) out.push(this.entry(r))
+      if (!filtered || this.passes(r, where)) out.push(this.entry(r))
     }
     return out
   }
 
   /** The `limit` entries of distinct texts most similar to any seed, best first, ties by id. */
-  relevant(seeds: ReadonlyArray<Float32Array>, limit: number, where: Where): Array<StoreEntry> {
+  relevant(seeds: ReadonlyArray<Float32Array>, limit: number, where: Filter): Array<StoreEntry> {
     if (seeds.length === 0 || limit <= 0) return []
     const subset = this.subsetFor(where)
     const size = subset === undefined ? this.count : subset.rows.length
@@ -208,23 +192,26 @@ export class WarmIndex {
   }
 
   /** The rows a filter leaves (undefined: all of them), gathered once per filter until the next write. */
-  private subsetFor(where: Where): Subset | undefined {
-    const keys = Object.keys(where)
-    if (keys.length === 0) return undefined
-    if (keys.length === 1 && keys[0] === "type" && isImageFilter(where.type)) return (this.images ??= this.gather((m) => isImage(m)))
-    const key = JSON.stringify(keys.sort().map((k) => [k, where[k]]))
+  private subsetFor(where: Filter): Subset | undefined {
+    if (isAll(where)) return undefined
+    if (isImageFilter(where)) return (this.images ??= this.gather((r) => this.passes(r, where)))
+    const key = filterKey(where)
     let subset = this.subsets.get(key)
     if (subset === undefined) {
-      subset = this.gather((m) => matches(m, where))
+      subset = this.gather((r) => this.passes(r, where))
       if (this.subsets.size >= SUBSET_CACHE) this.subsets.delete(this.subsets.keys().next().value!)
       this.subsets.set(key, subset)
     }
     return subset
   }
 
-  private gather(keep: (metadata: Readonly<Record<string, unknown>>) => boolean): Subset {
+  private passes(r: number, where: Filter): boolean {
+    return matchesRow(where, this.metadata[r]!, this.timestamps[r]!)
+  }
+
+  private gather(keep: (row: number) => boolean): Subset {
     const rows: Array<number> = []
-    for (let r = 0; r < this.count; r++) if (keep(this.metadata[r]!)) rows.push(r)
+    for (let r = 0; r < this.count; r++) if (keep(r)) rows.push(r)
     const vectors = new Float32Array(Math.max(1, rows.length) * this.dimensions)
     rows.forEach((r, i) => vectors.set(this.vectors.subarray(r * this.dimensions, (r + 1) * this.dimensions), i * this.dimensions))
     return { rows: Int32Array.from(rows), vectors }
