@@ -93,7 +93,7 @@ const keysOf = (value: Record<string, unknown>, path: string): Array<string> => 
   const keys = Reflect.ownKeys(value)
   if (keys.length > MAX_FILTER_CONDITIONS) refuse(path, value, `has ${keys.length} keys; a filter holds at most ${MAX_FILTER_CONDITIONS} conditions`)
   for (const key of keys) if (typeof key !== "string") refuse(`${path}[${String(key)}]`, undefined, "keys must be strings")
-  return (keys as Array<string>).sort()
+  return keys.length > 1 ? (keys as Array<string>).sort() : (keys as Array<string>)
 }
 
 interface Budget {

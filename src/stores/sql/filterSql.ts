@@ -15,7 +15,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import type { Comparison, Filter } from "../../domain/filter.js"
+import { type Comparison, type Filter, isImageFilter } from "../../domain/filter.js"
 
 const OPERATOR: Record<Comparison, string> = { gt: ">", gte: ">=", lt: "<", lte: "<=" }
 
@@ -29,7 +29,7 @@ export const filterSql = (sql: SqlClient.SqlClient, filter: Filter): Statement.F
       case "Not":
         return sql`(NOT ${of(f.filter)})`
       case "Eq":
-        return f.field === "type" && f.value === "image"
+        return isImageFilter(f)
           ? sql`coalesce(lower((e.metadata->>'type') COLLATE "C") = 'image', false)`
           : sql`(e.metadata @> ${JSON.stringify({ [f.field]: f.value })}::jsonb)`
       case "Compare": {
