@@ -16,9 +16,13 @@ import { w4 } from "./workloads/w4.js"
 import { w5 } from "./workloads/w5.js"
 import { w6 } from "./workloads/w6.js"
 import { w7 } from "./workloads/w7.js"
+import { w8 } from "./workloads/w8.js"
 
-const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7 }
-const only = process.argv.slice(2)
+const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7, w8 }
+// Options with a value (`--locomo <dir>`) are for the workloads (each reads its own); the rest are workload names.
+const args = process.argv.slice(2)
+const options = args.flatMap((a, i) => (a.startsWith("--") ? [a, args[i + 1]!] : []))
+const only = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1]!.startsWith("--")))
 const unknown = only.filter((name) => !(name in all))
 if (unknown.length > 0) {
   console.error(`unknown workload ${unknown.join(", ")} (known: ${Object.keys(all).join(", ")})`)
@@ -27,7 +31,7 @@ if (unknown.length > 0) {
 
 if (only.length === 0) {
   for (const name of Object.keys(all)) {
-    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { stdio: "inherit" })
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name, ...options], { stdio: "inherit" })
     if (child.status !== 0) {
       console.error(`bench: ${name} failed (exit ${child.status ?? child.signal})`)
       process.exit(1)

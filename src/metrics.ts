@@ -24,6 +24,11 @@ export const warmBytes = Metric.gauge("pantheon_warm_bytes", { description: "Byt
 export const storeQueries = Metric.counter("pantheon_store_queries_total", { description: "Queries the SQL stores ran, by where (served: warm, sql); result-cache hits are not counted", incremental: true })
 
 export const compileDuration = Metric.histogram("pantheon_compile_duration_ms", durationBoundaries, "Duration of compile in milliseconds")
+export const compileTokens = Metric.histogram(
+  "pantheon_compile_tokens",
+  MetricBoundaries.exponential({ start: 16, factor: 2, count: 14 }),
+  "Tokens of a compile's messages (gpt-tokenizer cl100k_base, with each message's framing)"
+)
 export const compileTotal = Metric.counter("pantheon_compile_total", { description: "Compiles, by outcome", incremental: true })
 export const compileSkippedSources = Metric.counter("pantheon_compile_skipped_sources_total", { description: "Sources skipped because their manager failed to load or query", incremental: true })
 export const compileInvalidEntries = Metric.counter("pantheon_compile_invalid_entries_total", { description: "Entries skipped as invalid: not an object, text or metadata of the wrong type, or a missing or unparseable timestamp", incremental: true })

@@ -20,7 +20,8 @@ import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
 import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { entriesTable } from "../src/stores/sql/storage.js"
-import { quantizedSearch } from "../src/stores/sql/warm/ExactSearch.js"
+import { terms } from "../src/relevance/analyzer.js"
+import { idf, roundScore, termScore, VECTOR_DEPTH, VECTOR_WEIGHT } from "../src/relevance/scoring.js"
 import { WarmIndex } from "../src/stores/sql/warm/WarmIndex.js"
 import { schemaForFile } from "./support/postgres.js"
 
@@ -45,93 +46,106 @@ const corpus = (n: number) =>
   })
 
 describe("WarmIndex", () => {
-  /** The reference: score every row, best first by (score, id), one row per text. */
-  const reference = (rows: ReadonlyArray<{ id: string; text: string; vector: Float32Array }>, seeds: ReadonlyArray<Float32Array>, limit: number) => {
-    const scored = rows.map((r) => ({ ...r, score: Math.round(Math.max(...seeds.map((s) => s.reduce((a, x, j) => a + x * r.vector[j]!, 0))) * 1e6) / 1e6 }))
-    scored.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1))
+  interface Row { id: string; text: string; ts: number; vector: Float32Array; terms: Array<string> }
+  /**
+   * The reference, straight from the formula (src/relevance/scoring.ts) over every row: BM25, the
+   * cosine of the VECTOR_DEPTH nearest, the base spread to the rows CONTEXT_RADIUS away in time.
+   */
+  const reference = (rows: ReadonlyArray<Row>, question: { terms: ReadonlyArray<string>; vectors: ReadonlyArray<Float32Array> }, limit: number, keep: (r: Row) => boolean = () => true) => {
+    const n = rows.length
+    const average = rows.reduce((sum, r) => sum + Math.min(r.terms.length, 1e9), 0) / n
+    const lexical = rows.map((r) => {
+      let s = 0
+      for (const t of new Set(question.terms)) {
+        const tf = r.terms.filter((x) => x === t).length
+        if (tf === 0) continue
+        const df = rows.filter((o) => o.terms.includes(t)).length
+        s += termScore(idf(n, df), tf, r.terms.length, average)
+      }
+      return s
+    })
+    const best = Math.max(0, ...lexical)
+    const cosine = rows.map((r) => Math.round(Math.max(...question.vectors.map((v) => v.reduce((a, x, j) => a + x * r.vector[j]!, 0))) * 1e6) / 1e6)
+    const nearestIds = new Set(rows.map((r, i) => ({ id: r.id, s: cosine[i]! })).sort((x, y) => y.s - x.s || (x.id < y.id ? -1 : 1)).slice(0, VECTOR_DEPTH).map((x) => x.id))
+    const base = rows.map((r, i) => (best > 0 ? lexical[i]! / best : 0) + (nearestIds.has(r.id) ? VECTOR_WEIGHT * Math.max(0, cosine[i]!) : 0))
+    const timeline = rows.map((r, i) => ({ r, i })).sort((x, y) => x.r.ts - y.r.ts || (x.r.id < y.r.id ? -1 : 1))
+    const at = (p: number) => (p >= 0 && p < timeline.length ? base[timeline[p]!.i]! : 0)
+    const scored = timeline.map(({ r }, p) => ({ r, score: roundScore(at(p) + 0.5 * (at(p - 1) + at(p + 1)) + 0.25 * (at(p - 2) + at(p + 2))) }))
+    const ranked = scored.filter((x) => x.score > 0 && keep(x.r)).sort((x, y) => y.score - x.score || (x.r.id < y.r.id ? -1 : 1))
     const seen = new Set<string>()
-    return scored.filter((r) => !seen.has(r.text) && (seen.add(r.text), true)).slice(0, limit).map((r) => r.text)
+    const distinct = ranked.filter((x) => !seen.has(x.r.text) && (seen.add(x.r.text), true))
+    const scoreOf = new Map(distinct.map((x) => [x.r.text, x.score]))
+    return Object.assign(distinct.slice(0, limit).map((x) => x.r.text), { scoreOf })
+  }
+  /**
+   * The index's answer against the reference's: float32 cosines (SIMD, any order) and the
+   * reference's doubles may round a near-tie to different sixth decimals, so the ranking must agree
+   * score for score, to that precision.
+   */
+  const expectSameRanking = (got: ReadonlyArray<unknown>, want: ReturnType<typeof reference>) => {
+    expect(got).toHaveLength(want.length)
+    got.forEach((text, i) => expect(Math.abs(want.scoreOf.get(text as string)! - want.scoreOf.get(want[i]!)!)).toBeLessThan(3e-6))
+  }
+  const question = (text: string, dims: number) => ({ terms: terms(text), vectors: [featureHashingVector(text, dims)], key: text })
+  const rowsOf = (count: number, dims: number) =>
+    Array.from({ length: count }, (_, i) => {
+      const text = i % 5 === 0 ? `dup ${i % 3}` : sentence()
+      return { id: `r${String(i).padStart(4, "0")}`, text, ts: Math.floor(i / 2), vector: featureHashingVector(text, dims), terms: terms(text) }
+    })
+  const indexOf = (rows: ReadonlyArray<Row>, dims: number) => {
+    const index = new WarmIndex(dims)
+    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: r.ts, metadata: {}, seq: i + 1 }, r.vector, r.terms))
+    return index
   }
 
-  it("ranks exactly as a full scan does, with duplicates of a text and ties", () => {
-    const index = new WarmIndex(32)
-    const rows = Array.from({ length: 600 }, (_, i) => {
-      const text = i % 5 === 0 ? `dup ${i % 3}` : sentence()
-      return { id: `r${i}`, text, vector: featureHashingVector(text, 32) }
-    })
-    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
+  it("ranks by hybrid relevance exactly as the formula does over every row, with duplicate texts and ties in time", () => {
+    const rows = rowsOf(600, 32)
+    const index = indexOf(rows, 32)
     for (let q = 0; q < 30; q++) {
-      const seeds = Array.from({ length: 1 + (q % 5) }, () => featureHashingVector(sentence(), 32))
-      for (const limit of [1, 5, 20, 100]) expect(texts(index.relevant(seeds, limit, ALL))).toEqual(reference(rows, seeds, limit))
+      const asked = question(Array.from({ length: 1 + (q % 3) }, sentence).join(" "), 32)
+      const full = reference(rows, asked, 100)
+      for (const limit of [1, 5, 20, 100]) expectSameRanking(texts(index.search(asked, limit, ALL)), Object.assign(full.slice(0, limit), { scoreOf: full.scoreOf }))
     }
     expect(index.highWater).toBe(600)
   })
 
-  it("ranks exactly from the int8 copy too (a source of 5,000 rows, past the size where it is used)", () => {
-    const index = new WarmIndex(48)
-    const rows = Array.from({ length: 5000 }, (_, i) => {
-      const text = i % 9 === 0 ? `dup ${i % 4}` : sentence()
-      return { id: `r${String(i).padStart(4, "0")}`, text, vector: featureHashingVector(text, 48) }
-    })
-    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
-    // Float32 sums (SIMD, any order) and the reference's doubles may round a near-tie to different
-    // sixth decimals: the ranking must agree score for score, to that precision.
-    const scoreOf = (seeds: ReadonlyArray<Float32Array>) => {
-      const best = new Map<string, number>()
-      for (const r of rows) best.set(r.text, Math.max(best.get(r.text) ?? -Infinity, ...seeds.map((s) => s.reduce((a, x, j) => a + x * r.vector[j]!, 0))))
-      return (text: string) => best.get(text)!
-    }
-    for (let q = 0; q < 12; q++) {
-      const seeds = Array.from({ length: 1 + (q % 5) }, () => featureHashingVector(sentence(), 48))
-      const score = scoreOf(seeds)
-      for (const limit of [1, 20, 150]) {
-        const got = texts(index.relevant(seeds, limit, ALL))
-        const want = reference(rows, seeds, limit)
-        expect(got).toHaveLength(want.length)
-        got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
-      }
-    }
-    expect(quantizedSearch).toBe(true) // usearch's prebuilt binary loads here: the int8 path is the one tested
+  it("never returns an excluded entry, and the excluded still lend their score to their neighbours", () => {
+    const rows = rowsOf(200, 16)
+    const index = indexOf(rows, 16)
+    const asked = question(`${rows[50]!.text} ${rows[120]!.text}`, 16)
+    const all = index.search(asked, 200, ALL)
+    const excluded = new Set([all[0]!.id!, all[1]!.id!])
+    const rest = index.search(asked, 200, ALL, excluded)
+    expect(rest.some((e) => excluded.has(e.id!))).toBe(false)
+    expectSameRanking(texts(rest), reference(rows, asked, 200, (r) => !excluded.has(r.id)))
   })
 
-  it("stays exact when the int8 copy cannot tell the best rows apart (a cluster closer than its resolution)", () => {
-    const dims = 16
-    const index = new WarmIndex(dims)
-    // A question whose int8 form is shorter than itself (31.45 → 31, 32.05 → 32): estimates run low, so
-    // only the error bound can tell the search that rows it did not return may still rank.
-    const a = 31.45 / 127
-    const axis = Float32Array.from({ length: dims }, (_, j) => (j % 2 === 0 ? a : Math.sqrt((1 - (dims / 2) * a * a) / (dims / 2))))
-    const unit = (v: Float32Array) => {
-      const n = Math.hypot(...v)
-      return v.map((x) => x / n)
-    }
-    // 1,000 rows within 0.02 a component of the question (int8 steps are 1/127), 4,000 elsewhere.
-    const rows = Array.from({ length: 5000 }, (_, i) => {
-      const vector = i < 1000 ? unit(axis.map((x) => x + (random() - 0.5) * 4e-2)) : featureHashingVector(sentence(), dims)
-      return { id: `c${String(i).padStart(4, "0")}`, text: `row ${i}`, vector }
-    })
-    rows.forEach((r, i) => index.upsert({ id: r.id, text: r.text, ts: i, metadata: {}, seq: i + 1 }, r.vector))
-    const score = (text: string) => rows.find((r) => r.text === text)!.vector.reduce((a, x, j) => a + x * axis[j]!, 0)
-    for (const limit of [1, 20]) {
-      const got = texts(index.relevant([axis], limit, ALL))
-      const want = reference(rows, [axis], limit)
-      got.forEach((text, i) => expect(Math.abs(score(text as string) - score(want[i]!))).toBeLessThan(3e-6))
-    }
+  it("finds a turn by the talk around it: a neighbour of a match scores, a row far from any match does not", () => {
+    const put = (index: WarmIndex, id: string, ts: number, text: string) => index.upsert({ id, text, ts, metadata: {}, seq: ts }, featureHashingVector(text, 16), terms(text))
+    const index = new WarmIndex(16)
+    put(index, "q", 1, "did you go to the pottery class")
+    put(index, "a", 2, "yes, on Saturday")
+    put(index, "far1", 3, "unrelated words here")
+    put(index, "far2", 4, "more unrelated chatter")
+    put(index, "far3", 5, "the weather was fine")
+    const found = index.search({ terms: terms("pottery class"), vectors: [], key: "pottery" }, 10, ALL)
+    expect(found.map((e) => e.id)).toEqual(["q", "a", "far1"])
   })
 
   it("filters by equality, images in any case, and orders recent entries by time then id, newest first", () => {
     const index = new WarmIndex(16)
-    const put = (id: string, ts: number, metadata: Record<string, unknown>, seq: number) => index.upsert({ id, text: `text ${id}`, ts, metadata, seq }, featureHashingVector(`text ${id}`, 16))
+    const put = (id: string, ts: number, metadata: Record<string, unknown>, seq: number) =>
+      index.upsert({ id, text: `text ${id}`, ts, metadata, seq }, featureHashingVector(`text ${id}`, 16), terms(`text ${id}`))
     put("a", 1, { user: "u1", type: "IMAGE" }, 1)
     put("b", 2, { user: "u2", type: "chat" }, 2)
     put("c", 2, { user: "u1", type: "chat" }, 3)
     expect(texts(index.recent(10, ALL))).toEqual(["text c", "text b", "text a"])
     expect(texts(index.recent(10, filter({ user: "u1" })))).toEqual(["text c", "text a"])
-    expect(texts(index.relevant([featureHashingVector("text a", 16)], 10, filter({ type: "image" })))).toEqual(["text a"])
+    expect(texts(index.search(question("text a", 16), 10, filter({ type: "image" })))).toEqual(["text a"])
     put("a", 3, { user: "u2" }, 4) // replaced: newest now, no longer an image
     expect(index.size).toBe(3)
     expect(texts(index.recent(1, ALL))).toEqual(["text a"])
-    expect(index.relevant([featureHashingVector("text a", 16)], 10, filter({ type: "Image" }))).toEqual([])
+    expect(index.search(question("text a", 16), 10, filter({ type: "Image" }))).toEqual([])
   })
 })
 

@@ -6,17 +6,21 @@ import {
   combine,
   dedupe,
   defaultResolvers,
-  keepNewest,
+  fillTokenBudget,
+  keepMostRelevant,
   matcherOf,
   normalizeRequest,
   sortByTime,
   timestampMs,
   toMessage,
-  validate
+  validate,
+  withinTokens
 } from "../src/domain/compile.js"
 import { entry } from "./support/doubles.js"
 
-const one = (e: ReturnType<typeof entry>) => validate([e]).valid[0]!
+/** An entry as a candidate of no particular relevance. */
+const c = (e: unknown) => ({ entry: e as ReturnType<typeof entry>, priority: 0 })
+const one = (e: ReturnType<typeof entry>) => validate([c(e)]).valid[0]!
 
 describe("normalizeRequest", () => {
   it("applies the defaults", () => {
@@ -61,11 +65,24 @@ describe("combine, validate, dedupe, sort, limit", () => {
     const rel = [entry("rel", "2024-01-01T00:00:00Z"), entry("img-in-rel", "2024-01-01T00:00:00Z", { type: "IMAGE" })]
     const rec = [entry("rec", "2024-01-01T00:00:00Z")]
     const img = [entry("img", "2024-01-01T00:00:00Z", { type: "image" })]
-    expect(combine(rel, rec, img).map((e) => e.text)).toEqual(["rel", "rec", "img"])
+    expect(combine([rel], [rec], [img]).map((e) => e.entry.text)).toEqual(["rel", "rec", "img"])
+  })
+
+  it("ranks a question's evidence by its place in each source's answer, recent entries after it; without a question, recent first", () => {
+    const a = [entry("a0", new Date(1 * 1000).toISOString()), entry("a1", new Date(1 * 1000).toISOString())]
+    const b = [entry("b0", new Date(1 * 1000).toISOString())]
+    const rec = [entry("r0", new Date(1 * 1000).toISOString()), entry("r1", new Date(1 * 1000).toISOString())]
+    const priorities = (cs: ReturnType<typeof combine>) => cs.map((x) => [x.entry.text, x.priority])
+    const withQuestion = priorities(combine([a, b], [rec], []))
+    expect(withQuestion.slice(0, 3)).toEqual([["a0", 0], ["a1", 1], ["b0", 0]])
+    expect(withQuestion.slice(3).every(([, p]) => (p as number) > 1000)).toBe(true)
+    const without = priorities(combine([a, b], [rec], [], { questionFirst: false }))
+    expect(without.filter(([t]) => String(t).startsWith("r"))).toEqual([["r0", 0], ["r1", 1]])
+    expect(without.filter(([t]) => !String(t).startsWith("r")).every(([, p]) => (p as number) > 1000)).toBe(true)
   })
 
   it("keeps entries with non-blank text and object metadata; counts and skips invalid entries (deliberate change 3)", () => {
-    const { valid, invalid } = validate([
+    const { valid, invalid } = validate(([
       null,
       undefined,
       "a string",
@@ -78,7 +95,7 @@ describe("combine, validate, dedupe, sort, limit", () => {
       { text: "bad time", timestamp: "not a date", metadata: {} },
       { text: "missing time", timestamp: undefined, metadata: {} },
       { text: "date object", timestamp: new Date("2024-01-01T00:00:00Z"), metadata: {} }
-    ])
+    ] as Array<unknown>).map(c))
     expect(valid.map((v) => v.text)).toEqual(["ok", "date object"])
     // Counted: null, undefined, a string, an array, null and missing metadata, a number as text, two bad timestamps.
     // Not counted: the blank text (the reference skips it silently).
@@ -94,20 +111,36 @@ describe("combine, validate, dedupe, sort, limit", () => {
   })
 
   it("dedupes by exact text, first occurrence wins", () => {
-    const deduped = dedupe(validate([entry("x", "2024-01-01T00:00:05Z", { from: "relevant" }), entry("x", "2024-01-01T00:00:01Z", { from: "recent" }), entry("X", "2024-01-01T00:00:01Z")]).valid)
+    const deduped = dedupe(validate([entry("x", "2024-01-01T00:00:05Z", { from: "relevant" }), entry("x", "2024-01-01T00:00:01Z", { from: "recent" }), entry("X", "2024-01-01T00:00:01Z")].map(c)).valid)
     expect(deduped.map((d) => [d.text, d.meta.from])).toEqual([["x", "relevant"], ["X", undefined]])
+    // A copy's better priority is kept with the first occurrence.
+    const [kept] = dedupe(validate([{ entry: entry("y", new Date(1 * 1000).toISOString()), priority: 5 }, { entry: entry("y", new Date(2 * 1000).toISOString()), priority: 1 }]).valid)
+    expect([kept!.ms, kept!.priority]).toEqual([1000, 1])
   })
 
   it("sorts ascending by time, stable on ties", () => {
-    const sorted = sortByTime(validate([entry("b", "2024-01-01T00:00:02Z"), entry("t1", "2024-01-01T00:00:01Z"), entry("t2", "2024-01-01T00:00:01Z")]).valid)
+    const sorted = sortByTime(validate([entry("b", "2024-01-01T00:00:02Z"), entry("t1", "2024-01-01T00:00:01Z"), entry("t2", "2024-01-01T00:00:01Z")].map(c)).valid)
     expect(sorted.map((s) => s.text)).toEqual(["t1", "t2", "b"])
   })
 
-  it("keeps the newest limit × max(managers, 1) × 2", () => {
-    const xs = Array.from({ length: 10 }, (_, i) => i)
-    expect(keepNewest(xs, 2, 1)).toEqual([6, 7, 8, 9])
-    expect(keepNewest(xs, 2, 0)).toEqual([6, 7, 8, 9])
-    expect(keepNewest(xs, 1, 3)).toEqual([4, 5, 6, 7, 8, 9])
+  it("keeps the most relevant limit × max(managers, 1) × 2, in the order they came (deliberate change: not the newest)", () => {
+    // Ten entries, oldest first; the oldest are the most relevant.
+    const xs = validate(Array.from({ length: 10 }, (_, i) => ({ entry: entry(`e${i}`, new Date(i * 1000).toISOString()), priority: i }))).valid
+    expect(keepMostRelevant(xs, 2, 1).map((x) => x.text)).toEqual(["e0", "e1", "e2", "e3"])
+    expect(keepMostRelevant(xs, 2, 0).map((x) => x.text)).toEqual(["e0", "e1", "e2", "e3"])
+    expect(keepMostRelevant(xs, 1, 3).map((x) => x.text)).toEqual(["e0", "e1", "e2", "e3", "e4", "e5"])
+    // Ties keep their order.
+    const tied = validate(Array.from({ length: 5 }, (_, i) => ({ entry: entry(`t${i}`, new Date(i * 1000).toISOString()), priority: 0 }))).valid
+    expect(keepMostRelevant(tied, 1, 1).map((x) => x.text)).toEqual(["t0", "t1"])
+  })
+
+  it("fills a token budget most relevant first, passing over what does not fit, never above it", () => {
+    const m = (tokens: number, priority: number) => ({ message: { role: "user" as const, content: `${tokens}` }, priority, tokens })
+    expect([...fillTokenBudget([m(50, 2), m(60, 0), m(30, 1), m(10, 3)], 100)].sort()).toEqual([1, 2, 3])
+    expect(fillTokenBudget([m(101, 0)], 100).size).toBe(0)
+    const assembled = { messages: [{ role: "user" as const, content: "old" }, { role: "user" as const, content: "new" }], priorities: [1, 0] }
+    expect(withinTokens(assembled, [40, 40], 50)).toEqual({ messages: [{ role: "user", content: "new" }], tokens: 40 })
+    expect(withinTokens(assembled, [40, 40], undefined).tokens).toBe(80)
   })
 })
 
@@ -134,7 +167,7 @@ describe("toMessage", () => {
       entry("second", "2024-01-01T00:00:02Z", { displayName: "Bob", role: "user" }),
       entry("first", "2024-01-01T00:00:01Z", { displayName: "Ann" })
     ]
-    const { messages } = assemble(combine([], recent, []), { limit: 20, managers: 1, resolvers: defaultResolvers })
+    const { messages } = assemble(combine([], [recent], []), { limit: 20, managers: 1, resolvers: defaultResolvers })
     expect(messages).toEqual([
       { role: "system", content: "Ann said (2024-01-01T00:00:01.000Z): first" },
       { role: "user", content: "Bob said (2024-01-01T00:00:02.000Z): second" }
@@ -143,7 +176,7 @@ describe("toMessage", () => {
 
   it("returns the 4 newest, oldest first, for 10 recent entries and limit 2", () => {
     const recent = Array.from({ length: 10 }, (_, i) => entry(`m${9 - i}`, `2024-01-01T00:00:0${9 - i}Z`, { name: "Ann" }))
-    const { messages } = assemble(recent, { limit: 2, managers: 1, resolvers: defaultResolvers })
+    const { messages } = assemble(combine([], [recent], [], { questionFirst: false }), { limit: 2, managers: 1, resolvers: defaultResolvers })
     expect(messages.map((m) => m.content.split(": ")[1])).toEqual(["m6", "m7", "m8", "m9"])
   })
 

@@ -15,13 +15,13 @@ const compileWith = async (managers: ReadonlyArray<DualStoreManagerLike>, opts: 
   const ids = new Set(request.sources.map((s) => s.id))
   const matched = managers.filter((m) => ids.has(m.name))
   if (matched.length === 0) return []
-  const recent = (await Promise.all(matched.map((m) => m.getMostRecent(request.recentLimit).catch(() => [])))).flat() as Array<StoreEntry>
-  const seeds = buildSeeds(request.texts, recent, request.queryLimit)
-  let relevant: Array<StoreEntry> = []
-  let images: Array<StoreEntry> = []
+  const recent = (await Promise.all(matched.map((m) => m.getMostRecent(request.recentLimit).catch(() => [])))) as Array<Array<StoreEntry>>
+  const seeds = buildSeeds(request.texts, recent.flat(), request.queryLimit)
+  let relevant: Array<Array<StoreEntry>> = []
+  let images: Array<Array<StoreEntry>> = []
   if (seeds.length > 0) {
-    relevant = (await Promise.all(matched.map((m) => m.getMostRelevant(seeds, request.limit).catch(() => [])))).flat() as Array<StoreEntry>
-    images = (await Promise.all(matched.map((m) => m.getMostRelevant(seeds, request.limit, { type: "image" }).catch(() => [])))).flat() as Array<StoreEntry>
+    relevant = (await Promise.all(matched.map((m) => m.getMostRelevant(seeds, request.limit).catch(() => [])))) as Array<Array<StoreEntry>>
+    images = (await Promise.all(matched.map((m) => m.getMostRelevant(seeds, request.limit, { type: "image" }).catch(() => [])))) as Array<Array<StoreEntry>>
   }
   return assemble(combine(relevant, recent, images), { limit: request.limit, managers: matched.length, resolvers: defaultResolvers }).messages
 }

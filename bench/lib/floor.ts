@@ -73,10 +73,10 @@ export const rank = (s: FloorSource, seeds: ReadonlyArray<Float32Array>, limit: 
 
 /** A compile of `sources` with default limits (recent 10, seeds 5, limit 20) and default resolvers. */
 export const floorCompile = (sources: ReadonlyArray<FloorSource>, texts: ReadonlyArray<string>, embed: (text: string) => Float32Array): Array<Message> => {
-  const recent = sources.flatMap((s) => s.byTime.slice(0, 10).map((r) => entry(s, r)))
-  const seeds = buildSeeds(texts, recent, 5)
+  const recent = sources.map((s) => s.byTime.slice(0, 10).map((r) => entry(s, r)))
+  const seeds = buildSeeds(texts, recent.flat(), 5)
   const vectors = seeds.map(embed)
-  const relevant = sources.flatMap((s) => rank(s, vectors, 20))
-  const images = sources.flatMap((s) => rank(s, vectors, 20, s.images))
+  const relevant = sources.map((s) => rank(s, vectors, 20))
+  const images = sources.map((s) => rank(s, vectors, 20, s.images))
   return assemble(combine(relevant, recent, images), { limit: 20, managers: sources.length, resolvers: defaultResolvers }).messages
 }

@@ -87,7 +87,7 @@ export const normalizeRequest = (input: unknown): Either.Either<NormalizedReques
   const badFilter = invalidFilter(raw)
   if (badFilter !== undefined) return Either.left(badFilter)
   if (raw.sources === undefined) {
-    return Either.right({ texts: [], sources: [], recentLimit: DEFAULT_RECENT_LIMIT, queryLimit: DEFAULT_QUERY_LIMIT, limit: DEFAULT_LIMIT, onSourceError: "skip" })
+    return Either.right({ texts: [], sources: [], recentLimit: DEFAULT_RECENT_LIMIT, queryLimit: DEFAULT_QUERY_LIMIT, limit: DEFAULT_LIMIT, maxTokens: undefined, onSourceError: "skip" })
   }
   return Either.match(decodeRequest(input), {
     onLeft: (error) => {
@@ -98,15 +98,21 @@ export const normalizeRequest = (input: unknown): Either.Either<NormalizedReques
       for (const p of path) value = value !== null && typeof value === "object" ? (value as any)[p as any] : undefined
       return Either.left(new InvalidCompileRequest({ field, value, reason: issue?.message ?? "is invalid" }))
     },
-    onRight: (request) =>
-      Either.right({
+    onRight: (request) => {
+      const maxTokens = request.maxTokens
+      if (maxTokens !== undefined && !(typeof maxTokens === "number" && Number.isInteger(maxTokens) && maxTokens >= 1)) {
+        return Either.left(new InvalidCompileRequest({ field: "maxTokens", value: maxTokens, reason: "must be a whole number of tokens, at least 1" }))
+      }
+      return Either.right({
         texts: (request.texts ?? []).filter((t): t is string => typeof t === "string" && t.trim().length > 0),
         sources: request.sources,
         recentLimit: limitOr(request.recentLimit, DEFAULT_RECENT_LIMIT),
         queryLimit: limitOr(request.queryLimit, DEFAULT_QUERY_LIMIT),
         limit: limitOr(request.limit, DEFAULT_LIMIT),
+        maxTokens,
         onSourceError: request.onSourceError ?? "skip"
       })
+    }
   })
 }
 
@@ -135,12 +141,35 @@ export const buildSeeds = (texts: ReadonlyArray<string>, recent: ReadonlyArray<S
   return seeds
 }
 
-/** Step 6: relevant non-image entries, then recent ones, then image-query ones. */
+/** An entry with its relevance priority: lower is more relevant (step 10 cuts the highest first). */
+export interface Candidate {
+  readonly entry: StoreEntry
+  readonly priority: number
+}
+
+/** A block ranked after another: its priorities start here (ranks never reach it). */
+const SECOND = 1e9
+
+/**
+ * Step 6: relevant non-image entries, then recent ones, then image-query ones (each as blocks, one
+ * a source, best or newest first). An entry's priority is its place in its block (rank r of every
+ * source ranks alike: scores of two sources do not compare). With a question, its evidence comes
+ * first and the recent entries after every rank; without one (the seeds were the recent texts),
+ * the recent entries come first.
+ */
 export const combine = (
-  relevant: ReadonlyArray<StoreEntry>,
-  recent: ReadonlyArray<StoreEntry>,
-  images: ReadonlyArray<StoreEntry>
-): Array<StoreEntry> => [...relevant.filter((e) => !isImage(e)), ...recent, ...images]
+  relevant: ReadonlyArray<ReadonlyArray<StoreEntry>>,
+  recent: ReadonlyArray<ReadonlyArray<StoreEntry>>,
+  images: ReadonlyArray<ReadonlyArray<StoreEntry>>,
+  options: { readonly questionFirst: boolean } = { questionFirst: true }
+): Array<Candidate> => {
+  const [found, latest] = options.questionFirst ? [0, SECOND] : [SECOND, 0]
+  const out: Array<Candidate> = []
+  for (const block of relevant) block.forEach((entry, rank) => !isImage(entry) && out.push({ entry, priority: found + rank }))
+  for (const block of recent) block.forEach((entry, position) => out.push({ entry, priority: latest + position }))
+  for (const block of images) block.forEach((entry, rank) => out.push({ entry, priority: found + rank }))
+  return out
+}
 
 /** An entry that survived step 7, with its parsed time. */
 export interface ValidEntry {
@@ -148,6 +177,8 @@ export interface ValidEntry {
   readonly text: string
   readonly meta: Metadata
   readonly ms: number
+  /** Its relevance priority (lower: more relevant), from `combine`. */
+  readonly priority: number
 }
 
 /**
@@ -156,10 +187,10 @@ export interface ValidEntry {
  * not an object, or whose timestamp is missing or unparseable is skipped and counted in `invalid`
  * (deliberate change 3: the reference throws and loses the compile).
  */
-export const validate = (entries: ReadonlyArray<unknown>): { valid: Array<ValidEntry>; invalid: number } => {
+export const validate = (candidates: ReadonlyArray<Candidate>): { valid: Array<ValidEntry>; invalid: number } => {
   const valid: Array<ValidEntry> = []
   let invalid = 0
-  for (const candidate of entries) {
+  for (const { entry: candidate, priority } of candidates) {
     if (candidate === null || typeof candidate !== "object" || Array.isArray(candidate)) {
       invalid++
       continue
@@ -176,25 +207,40 @@ export const validate = (entries: ReadonlyArray<unknown>): { valid: Array<ValidE
       invalid++
       continue
     }
-    valid.push({ entry, text, meta: metadata as Metadata, ms })
+    valid.push({ entry, text, meta: metadata as Metadata, ms, priority })
   }
   return { valid, invalid }
 }
 
-/** Step 8: dedupe by exact text; the first occurrence wins. */
+/** Step 8: dedupe by exact text; the first occurrence wins, with the best priority of its copies. */
 export const dedupe = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> => {
-  const seen = new Set<string>()
-  return entries.filter((e) => (seen.has(e.text) ? false : (seen.add(e.text), true)))
+  const first = new Map<string, ValidEntry>()
+  for (const e of entries) {
+    const kept = first.get(e.text)
+    if (kept === undefined) first.set(e.text, e)
+    else if (e.priority < kept.priority) first.set(e.text, { ...kept, priority: e.priority })
+  }
+  return [...first.values()]
 }
 
 /** Step 9: ascending by time; ties keep their order (Array.prototype.sort is stable). */
 export const sortByTime = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> => [...entries].sort((a, b) => a.ms - b.ms)
 
-/** Step 10: the newest `limit × max(managers, 1) × 2` entries. */
-export const keepNewest = <A>(entries: ReadonlyArray<A>, limit: number, managers: number): Array<A> => {
+/**
+ * Step 10: at most `limit × max(managers, 1) × 2` entries; past it, the least relevant go first
+ * (deliberate change: the reference kept the newest). Ties keep their order. What is kept keeps the
+ * order it came in.
+ */
+export const keepMostRelevant = (entries: ReadonlyArray<ValidEntry>, limit: number, managers: number): Array<ValidEntry> => {
   const max = limit * Math.max(managers, 1) * 2
-  return entries.length > max ? entries.slice(entries.length - max) : [...entries]
+  if (entries.length <= max) return [...entries]
+  const kept = new Set(byPriority(entries).slice(0, max))
+  return entries.filter((e) => kept.has(e))
 }
+
+/** The entries most relevant first (stable). */
+const byPriority = <A extends { readonly priority: number }>(entries: ReadonlyArray<A>): Array<A> =>
+  entries.map((e, i) => [e, i] as const).sort((a, b) => a[0].priority - b[0].priority || a[1] - b[1]).map(([e]) => e)
 
 /** A resolver that throws is treated as returning nothing valid; `onError` hears about it. */
 const attempt = <A>(f: () => A, onError: (e: unknown) => void): A | undefined => {
@@ -244,12 +290,57 @@ export const toMessage = (
   return { role, content: `${name} ${isThought ? "thought" : "said"} (${time}): ${text}` }
 }
 
-/** Steps 7–11 over the combined entries. */
+/** A chat message's tokens as a model counts them: its content plus the message's own framing (role, separators). */
+export const MESSAGE_OVERHEAD_TOKENS = 4
+
+/** Counts the tokens of a text (the tokenizer: src/domain/tokens.ts). */
+export type TokenCount = (text: string) => number
+
+/**
+ * The token budget: the messages most relevant first, each taken while the total stays within
+ * `maxTokens` (one that does not fit is passed over, a smaller one after it may still fit); the
+ * total never exceeds it. Returns the indexes kept.
+ */
+export const fillTokenBudget = (
+  messages: ReadonlyArray<{ readonly message: Message; readonly priority: number; readonly tokens: number }>,
+  maxTokens: number
+): Set<number> => {
+  const order = byPriority(messages.map((m, i) => ({ priority: m.priority, i, tokens: m.tokens })))
+  const kept = new Set<number>()
+  let total = 0
+  for (const { i, tokens } of order) {
+    if (total + tokens > maxTokens) continue
+    total += tokens
+    kept.add(i)
+  }
+  return kept
+}
+
+export const messageTokens = (content: string, count: TokenCount): number => count(content) + MESSAGE_OVERHEAD_TOKENS
+
+/** Steps 7–11 over the combined entries: the messages in time order, each with its relevance priority. */
 export const assemble = (
-  combined: ReadonlyArray<StoreEntry>,
+  combined: ReadonlyArray<Candidate>,
   options: { readonly limit: number; readonly managers: number; readonly resolvers: Resolvers; readonly onResolverError?: (hook: string, error: unknown) => void }
-): { messages: Array<Message>; invalid: number } => {
+): { messages: Array<Message>; priorities: Array<number>; invalid: number } => {
   const { valid, invalid } = validate(combined)
-  const kept = keepNewest(sortByTime(dedupe(valid)), options.limit, options.managers)
-  return { messages: kept.map((e) => toMessage(e, options.resolvers, options.onResolverError)), invalid }
+  const kept = sortByTime(keepMostRelevant(dedupe(valid), options.limit, options.managers))
+  return { messages: kept.map((e) => toMessage(e, options.resolvers, options.onResolverError)), priorities: kept.map((e) => e.priority), invalid }
+}
+
+/**
+ * The token budget over assembled messages (`tokens`: each one's count): the most relevant that fit
+ * within `maxTokens` (all of them without a budget), still in time order, and their total.
+ */
+export const withinTokens = (
+  assembled: { readonly messages: ReadonlyArray<Message>; readonly priorities: ReadonlyArray<number> },
+  tokens: ReadonlyArray<number>,
+  maxTokens: number | undefined
+): { messages: Array<Message>; tokens: number } => {
+  const all = assembled.messages.map((message, i) => ({ message, priority: assembled.priorities[i]!, tokens: tokens[i]! }))
+  const kept = maxTokens === undefined ? all : (() => {
+    const within = fillTokenBudget(all, maxTokens)
+    return all.filter((_, i) => within.has(i))
+  })()
+  return { messages: kept.map((m) => m.message), tokens: kept.reduce((sum, m) => sum + m.tokens, 0) }
 }

@@ -66,6 +66,12 @@ export interface CacheConfigInput {
    * every source from SQL. A source that would take more than half of it is served from SQL.
    */
   readonly warmBytes?: number
+  /**
+   * The token budget of a compile when the request gives none (`maxTokens`): its messages, most
+   * relevant first, never total more tokens than this (counted with gpt-tokenizer's cl100k_base,
+   * each message's framing included). Tokens; default 0: no token budget, only the entry count.
+   */
+  readonly maxTokens?: number
 }
 
 /** The validated configuration of the caches. Each field's default and trade-off is on `fields`. */
@@ -80,6 +86,7 @@ export interface CacheConfig {
   readonly loadConcurrency: number
   readonly queryTimeout: Duration.Duration
   readonly warmBytes: number
+  readonly maxTokens: number
 }
 
 const DurationValue = Schema.Union(Schema.Number, Schema.String, Schema.DurationFromSelf)
@@ -185,6 +192,12 @@ export const fields = {
     default: 256 * 1024 * 1024,
     env: "PANTHEON_WARM_BYTES",
     doc: "Bytes the manager cache may hold in warm managers (a SQL source's entries and vectors in memory: new questions answered without the database). 0: every source is served from SQL. A source that would take more than half of it is served from SQL."
+  },
+  maxTokens: {
+    schema: Schema.Number.pipe(Schema.filter((n) => (Number.isInteger(n) && n >= 0) || "must be a whole number of tokens, 0 or more")),
+    default: 0,
+    env: "PANTHEON_MAX_TOKENS",
+    doc: "The token budget of a compile whose request gives none: its messages, most relevant first, never total more (gpt-tokenizer cl100k_base, each message's framing included). 0: no token budget, only the entry count. Smaller: a cheaper prompt, less of the evidence."
   }
 } as const
 
@@ -200,7 +213,8 @@ export const defaultCacheConfig: CacheConfig = {
   loadTimeout: fields.loadTimeout.default,
   loadConcurrency: fields.loadConcurrency.default,
   queryTimeout: fields.queryTimeout.default,
-  warmBytes: fields.warmBytes.default
+  warmBytes: fields.warmBytes.default,
+  maxTokens: fields.maxTokens.default
 }
 
 const knownKeys = new Set<string>([...Object.keys(fields), "maxSize"])

@@ -24,6 +24,7 @@ export const CompileRequest = Schema.Struct({
   recentLimit: Schema.optional(Schema.Unknown),
   queryLimit: Schema.optional(Schema.Unknown),
   limit: Schema.optional(Schema.Unknown),
+  maxTokens: Schema.optional(Schema.Unknown),
   onSourceError: Schema.optional(Schema.Literal("skip", "fail"))
 })
 export type CompileRequestInput = typeof CompileRequest.Encoded
@@ -35,6 +36,8 @@ export interface NormalizedRequest {
   readonly recentLimit: number
   readonly queryLimit: number
   readonly limit: number
+  /** The token budget (undefined: the configured one, if any). */
+  readonly maxTokens: number | undefined
   readonly onSourceError: "skip" | "fail"
 }
 

@@ -2,7 +2,8 @@
  * ContextCompiler: `compile(request)` → chat messages, the algorithm of the README's
  * "Compile semantics" (the Pantheon adapter's, with its known bugs fixed).
  */
-import { Cause, Context, Duration, Effect, Layer, Metric, Option } from "effect"
+import { Cause, Context, Duration, Effect, Either, Layer, Metric, Option } from "effect"
+import * as LoadingCache from "../cache/LoadingCache.js"
 import { allWithin } from "../concurrency.js"
 import {
   assemble,
@@ -10,11 +11,14 @@ import {
   combine,
   defaultResolvers,
   matcherOf,
+  MESSAGE_OVERHEAD_TOKENS,
+  withinTokens,
   normalizeRequest,
   type Resolvers
 } from "../domain/compile.js"
 import { type CompileError, errorReason, type LoadError, show, SourceFailed, StoreQueryError, UnexpectedError } from "../domain/errors.js"
 import { type ContextSource, managerKey, type Message, type NormalizedRequest, type StoreEntry, type Where } from "../domain/schemas.js"
+import { loadTokenCount } from "../domain/tokens.js"
 import * as M from "../metrics.js"
 import { CacheSettings } from "./CacheSettings.js"
 import { ManagerCache } from "./ManagerCache.js"
@@ -25,7 +29,7 @@ export type CompilerOptions = Partial<Resolvers>
 
 export interface ContextCompilerShape {
   /**
-   * Compiles the request (`{ texts?, sources, recentLimit?, queryLimit?, limit?, onSourceError? }`).
+   * Compiles the request (`{ texts?, sources, recentLimit?, queryLimit?, limit?, maxTokens?, onSourceError? }`).
    * The input is validated: a malformed one fails with `InvalidCompileRequest` naming the field.
    */
   readonly compile: (request: unknown) => Effect.Effect<Array<Message>, CompileError>
@@ -52,6 +56,9 @@ interface CompileState {
   invalid: number
 }
 
+/** Message texts whose token counts are kept. */
+const TOKEN_COUNTS_HELD = 20_000
+
 const succeeded = Metric.tagged(M.compileTotal, "outcome", "success")
 const failed = Metric.tagged(M.compileTotal, "outcome", "failure")
 const durationMs = Metric.mapInput(M.compileDuration, Duration.toMillis)
@@ -60,8 +67,17 @@ export const make = (options: CompilerOptions = {}) =>
   Effect.gen(function* () {
     const registry = yield* StoreManagerRegistry
     const cache = yield* ManagerCache
-    const { queryTimeout } = yield* CacheSettings
+    const { queryTimeout, maxTokens: configuredMaxTokens } = yield* CacheSettings
     const resolvers: Resolvers = { ...defaultResolvers, ...options }
+    // Token counts of message texts (a conversation's context repeats from compile to compile).
+    const tokenCounts = yield* LoadingCache.makeWith({
+      capacity: TOKEN_COUNTS_HELD,
+      lookup: (text: string) => Effect.map(loadTokenCount, (count) => count(text)),
+      timeToLive: () => Duration.infinity,
+      label: "tokens"
+    })
+    // The tokenizer loads in the background from the start: the first compile rarely waits for it.
+    yield* Effect.forkScoped(loadTokenCount)
 
     /** A source that failed: skipped and counted, or the compile's failure under `onSourceError: "fail"`. */
     const sourceFailed = (state: CompileState, sourceId: string, cause: LoadError | StoreQueryError) => {
@@ -143,33 +159,46 @@ export const make = (options: CompilerOptions = {}) =>
         state,
         matched.map((m) => ({ matched: m, operation: "getMostRecent", run: m.manager.getMostRecent(request.recentLimit, m.source.where) }))
       )
-      const recent = recentBlocks.flat()
-      const seeds = buildSeeds(request.texts, recent, request.queryLimit)
+      const seeds = buildSeeds(request.texts, recentBlocks.flat(), request.queryLimit)
 
-      let relevant: Array<StoreEntry> = []
-      let images: Array<StoreEntry> = []
+      let relevant: Array<ReadonlyArray<StoreEntry>> = []
+      let images: Array<ReadonlyArray<StoreEntry>> = []
       if (seeds.length > 0) {
         // A source that failed its recent query is not asked again in this compile (it would cost another deadline).
-        const answering = matched.filter((m) => !state.skipped.has(m.source.id))
-        // The image query's own `type` is the store's to match (case-insensitively): only the source's filter is re-applied.
+        const answering = matched.flatMap((m, i) => (state.skipped.has(m.source.id) ? [] : [{ ...m, recent: recentBlocks[i]! }]))
+        // Our stores are told the question (the caller's texts lead; without them, the seeds) and the
+        // recent block they already gave, which spends no relevance slot; the caller's managers get
+        // the reference's call. The image query's own `type` is the store's to match (any case).
+        const question = request.texts.length > 0 ? request.texts : seeds
+        const relevanceOf = (m: (typeof answering)[number], where: Where | undefined) =>
+          m.manager.findRelevant !== undefined
+            ? m.manager.findRelevant({ question, limit: request.limit, where, exclude: m.recent.flatMap((e) => (typeof e.id === "string" ? [e.id] : [])) })
+            : m.manager.getMostRelevant(seeds, request.limit, where)
         const blocks = yield* ask(
           state,
           answering.flatMap((m) => [
-            { matched: m, operation: "getMostRelevant", run: m.manager.getMostRelevant(seeds, request.limit, m.source.where) },
-            { matched: m, operation: "getMostRelevant", run: m.manager.getMostRelevant(seeds, request.limit, { ...m.source.where, type: "image" } satisfies Where) }
+            { matched: m, operation: "getMostRelevant", run: relevanceOf(m, m.source.where) },
+            { matched: m, operation: "getMostRelevant", run: relevanceOf(m, { ...m.source.where, type: "image" } satisfies Where) }
           ])
         )
-        relevant = blocks.filter((_, i) => i % 2 === 0).flat()
-        images = blocks.filter((_, i) => i % 2 === 1).flat()
+        relevant = blocks.filter((_, i) => i % 2 === 0)
+        images = blocks.filter((_, i) => i % 2 === 1)
       }
 
       const resolverErrors: Array<string> = []
-      const { messages, invalid } = assemble(combine(relevant, recent, images), {
+      const assembled = assemble(combine(relevant, recentBlocks, images, { questionFirst: request.texts.length > 0 }), {
         limit: request.limit,
         managers: matched.length,
         resolvers,
         onResolverError: (hook, error) => void resolverErrors.push(`${hook}: ${errorReason(error)}`)
       })
+      const invalid = assembled.invalid
+      const counts = yield* tokenCounts.getMany(assembled.messages.map((m) => m.content))
+      const tokens = counts.map((c) => Either.getOrThrow(c) + MESSAGE_OVERHEAD_TOKENS)
+      const maxTokens = request.maxTokens ?? (configuredMaxTokens > 0 ? configuredMaxTokens : undefined)
+      const budgeted = withinTokens(assembled, tokens, maxTokens)
+      const messages = budgeted.messages
+      yield* Metric.update(M.compileTokens, budgeted.tokens)
       if (resolverErrors.length > 0) {
         yield* Effect.logWarning(`compile: ${resolverErrors.length} resolver calls threw and fell back to defaults; first: ${resolverErrors[0]}`)
       }
@@ -192,5 +221,5 @@ export const make = (options: CompilerOptions = {}) =>
 
 export class ContextCompiler extends Context.Tag("pantheon-persistence/ContextCompiler")<ContextCompiler, ContextCompilerShape>() {
   static readonly layer = (options: CompilerOptions = {}): Layer.Layer<ContextCompiler, never, StoreManagerRegistry | ManagerCache | CacheSettings> =>
-    Layer.effect(ContextCompiler, make(options))
+    Layer.scoped(ContextCompiler, make(options))
 }

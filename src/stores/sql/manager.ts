@@ -3,12 +3,12 @@
  * descriptor and its statements) over the shared client, so dropping it never closes a connection.
  *
  * - `getMostRecent`: one statement on the `(ts, id)` index.
- * - `getMostRelevant`: the seeds are embedded (through the embedding cache) and ranked in one
- *   statement for all of them: the `limit` entries of distinct texts most similar to any seed
- *   (the largest dot product of unit vectors: cosine; 0 for a text with no words), to 6 decimals
- *   (float32 sums differ in the last digits), best first, ties by id. An exact scan, so a filtered
- *   or image query is as right as any other.
- * - `insert`: upsert by id, in one transaction that holds the source's catalog row, so that the
+ * - `findRelevant` (and `getMostRelevant`, all its texts the question): hybrid relevance in one
+ *   statement (src/relevance/scoring.ts): BM25 over the `lexemes` tsvector (the analyzer's terms,
+ *   found through its GIN index), fused with the vectors' cosine for the nearest entries, spread to
+ *   each entry's neighbours in time by a window; the `limit` entries of distinct texts that pass
+ *   the filter, best first (to 6 decimals), ties by id. The same answer as a warm manager's.
+ * - `insert`: upsert by id (with the vector and the analyzer's terms of each entry), in one transaction that holds the source's catalog row, so that the
  *   source's writes commit in `seq` order; then a `DataWritten` event with the new high-water
  *   sequence.
  * - `where` is parsed by domain/filter.ts and becomes a condition of bound parameters
@@ -19,12 +19,14 @@ import type * as Statement from "@effect/sql/Statement"
 import { Effect, Either, MetricLabel, Schema } from "effect"
 import { timestampMs } from "../../domain/compile.js"
 import { errorReason, StoreQueryError } from "../../domain/errors.js"
-import { type Filter, filterKey, isImageType, parseFilter } from "../../domain/filter.js"
+import { type Filter, filterKey, parseFilter } from "../../domain/filter.js"
 import { DataWritten } from "../../domain/events.js"
 import { NewEntry, type StoreEntry, type Where } from "../../domain/schemas.js"
+import { lexicalColumns, searchText, terms } from "../../relevance/analyzer.js"
+import { B, CONTEXT_WEIGHTS, K1, VECTOR_DEPTH, VECTOR_WEIGHT } from "../../relevance/scoring.js"
 import * as M from "../../metrics.js"
 import type { EmbedderShape } from "../../embedding/Embedder.js"
-import type { StoreManager } from "../../services/StoreManager.js"
+import type { RelevanceQuery, StoreManager } from "../../services/StoreManager.js"
 import type { StoreEventsShape } from "../../services/StoreEvents.js"
 import type { SqlSourceDescriptor } from "./catalog.js"
 import { filterSql } from "./filterSql.js"
@@ -67,20 +69,21 @@ const decodeRows = Schema.decodeUnknown(Schema.Array(EntryRow))
 const toEntries = (rows: ReadonlyArray<typeof EntryRow.Type>): Array<StoreEntry> =>
   rows.map((r) => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
 
-/** What an entry is found by: an image by its caption when it has one, anything else by its text. */
-export const searchText = (entry: { readonly text: string; readonly metadata: Readonly<Record<string, unknown>> }) => {
-  const { type, caption } = entry.metadata
-  return isImageType(type) && typeof caption === "string" && caption.trim() ? caption : entry.text
-}
-
 /** The key of a query's result: the same for the SQL and the warm manager, which answer alike; filters that parse alike share it. */
 export const resultKey = {
   recent: (n: number, filter: Filter) => `recent\u0000${n}\u0000${filterKey(filter)}`,
-  relevant: (n: number, filter: Filter, seeds: ReadonlyArray<string>) => `relevant\u0000${n}\u0000${filterKey(filter)}\u0000${JSON.stringify(seeds)}`
+  relevant: (n: number, filter: Filter, question: ReadonlyArray<string>, exclude: ReadonlyArray<string>) =>
+    `relevant\u0000${n}\u0000${filterKey(filter)}\u0000${JSON.stringify(question)}\u0000${JSON.stringify(exclude)}`
 }
 
 /** The distinct non-blank query texts, in order. */
 export const seedsOf = (queries: ReadonlyArray<string>) => [...new Set(queries.filter((q) => typeof q === "string" && q.trim().length > 0))]
+
+/** A relevance query's texts (distinct, non-blank), its terms (distinct, in order) and its excluded ids, as both paths read them. */
+export const questionOf = (query: RelevanceQuery) => {
+  const texts = seedsOf(query.question)
+  return { texts, terms: [...new Set(texts.flatMap(terms))], exclude: [...new Set(query.exclude ?? [])].sort() }
+}
 
 /** A limit as a whole number, at least 0. */
 export const countOf = (limit: number) => Math.max(0, Math.floor(limit))
@@ -112,45 +115,88 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
       )
     }).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "sql" }, captureStackTrace: false }))
 
-  /** The best `n` distinct texts over all seeds, in one statement (the seeds' vectors parsed once). */
-  const rankSql = (vectors: string, condition: Statement.Fragment, n: number) => {
+  /**
+   * Hybrid relevance in one statement (src/relevance/scoring.ts has the formula, WarmIndex.search
+   * the same in memory): statistics and IDF over the searchable rows, BM25 of the rows the GIN index
+   * finds, the cosine of the `VECTOR_DEPTH` nearest, the base score spread by a window over time.
+   */
+  const rankSql = (vectors: string, question: ReturnType<typeof questionOf>, condition: Statement.Fragment, n: number) => {
     const cast = sql.literal(mode === "pgvector" ? "vector" : "real[]")
-    const score =
+    const cosine =
       mode === "pgvector"
         ? sql`(SELECT max(-(e.embedding <#> q.v)) FROM q)`
         : sql`(SELECT max(s.dot) FROM q, LATERAL (SELECT sum(a::float8 * b::float8) AS dot FROM unnest(e.embedding, q.v) AS u(a, b)) s)`
+    // The formula's constants are code, not input: written into the statement (a bound one would be typed by its context, as an integer).
+    const [k1, b, w1, w2, weight] = [K1, B, CONTEXT_WEIGHTS[0]!, CONTEXT_WEIGHTS[1]!, VECTOR_WEIGHT].map((x) => sql.literal(`${x}::float8`))
+    const tsquery = question.terms.map((t) => `'${t}'`).join(" | ")
+    const lexical =
+      question.terms.length === 0
+        ? sql`SELECT NULL::text AS id, 0::float8 AS s WHERE false`
+        : sql`SELECT e.id, sum(df.idf * (f.tf * (${k1} + 1)) / (f.tf + ${k1} * (1 - ${b} + ${b} * e.dl / greatest(docs.avgdl, 1e-9)))) AS s
+            FROM ${table} e CROSS JOIN docs
+            CROSS JOIN LATERAL unnest(e.lexemes) AS u(lexeme, positions, weights)
+            JOIN df ON df.term = u.lexeme
+            CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS tf) f
+            WHERE e.lexemes @@ ${tsquery}::tsquery
+            GROUP BY e.id`
     return sql`WITH q AS MATERIALIZED (SELECT v::${cast} AS v FROM jsonb_array_elements_text(${vectors}::jsonb) AS t(v)),
+      docs AS MATERIALIZED (SELECT count(*)::float8 AS n, coalesce(avg(e.dl), 0)::float8 AS avgdl FROM ${table} e WHERE e.lexemes IS NOT NULL),
+      df AS MATERIALIZED (
+        SELECT t.term, ln(1 + (docs.n - c.n + 0.5) / (c.n + 0.5)) AS idf
+        FROM unnest(${question.terms}::text[]) AS t(term) CROSS JOIN docs
+        CROSS JOIN LATERAL (SELECT count(*)::float8 AS n FROM ${table} e WHERE e.lexemes @@ quote_literal(t.term)::tsquery) c
+      ),
+      lex AS MATERIALIZED (${lexical}),
+      best_lex AS MATERIALIZED (SELECT max(s) AS m FROM lex),
+      vec AS MATERIALIZED (
+        SELECT id, s FROM (SELECT e.id, round((${cosine})::numeric, 6)::float8 AS s FROM ${table} e WHERE e.lexemes IS NOT NULL AND e.embedding IS NOT NULL) v
+        ORDER BY s DESC, id COLLATE "C" LIMIT ${sql.literal(String(VECTOR_DEPTH))}
+      ),
+      base AS (
+        SELECT e.id, e.text, e.ts, e.metadata,
+          coalesce(lex.s / nullif(best_lex.m, 0), 0) + ${weight} * greatest(coalesce(vec.s, 0), 0) AS b
+        FROM ${table} e CROSS JOIN best_lex LEFT JOIN lex ON lex.id = e.id LEFT JOIN vec ON vec.id = e.id
+        WHERE e.lexemes IS NOT NULL
+      ),
+      scored AS (
+        SELECT id, text, ts, metadata,
+          b + ${w1} * (coalesce(lag(b, 1) OVER w, 0) + coalesce(lead(b, 1) OVER w, 0))
+            + ${w2} * (coalesce(lag(b, 2) OVER w, 0) + coalesce(lead(b, 2) OVER w, 0)) AS score
+        FROM base WINDOW w AS (ORDER BY ts, id COLLATE "C")
+      ),
       best AS (
-        SELECT DISTINCT ON (e.text) e.id, e.text, e.ts, e.metadata, round((${score})::numeric, 6) AS score
-        FROM ${table} e
-        WHERE e.embedding IS NOT NULL AND ${condition}
+        SELECT DISTINCT ON (e.text) e.id, e.text, e.ts, e.metadata, round(e.score::numeric, 6) AS score
+        FROM scored e
+        WHERE ${condition} AND NOT (e.id = ANY(${question.exclude}::text[]))
         ORDER BY e.text, score DESC, e.id COLLATE "C"
       )
-      SELECT id, text, ts, metadata FROM best ORDER BY score DESC, id COLLATE "C" LIMIT ${n}`
+      SELECT id, text, ts, metadata FROM best WHERE score > 0 ORDER BY score DESC, id COLLATE "C" LIMIT ${n}`
   }
 
-  const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) =>
+  const findRelevant = (query: RelevanceQuery) =>
     Effect.gen(function* () {
-      const seeds = seedsOf(queries)
-      const n = countOf(limit)
-      if (seeds.length === 0 || n === 0) return []
-      const valid = yield* validFilter(id, "getMostRelevant", where)
+      const question = questionOf(query)
+      const n = countOf(query.limit)
+      if (question.texts.length === 0 || n === 0) return []
+      const valid = yield* validFilter(id, "getMostRelevant", query.where)
       return yield* served(
         context,
         id,
         "sql",
-        resultKey.relevant(n, valid, seeds),
+        resultKey.relevant(n, valid, question.texts, question.exclude),
         Effect.gen(function* () {
-          const vectors = yield* embedder.embed(seeds).pipe(Effect.mapError(queryError("getMostRelevant")))
+          const vectors = yield* embedder.embed(question.texts).pipe(Effect.mapError(queryError("getMostRelevant")))
           const literals = vectors.map((v) => vectorLiteral(mode, v))
-          const rows = yield* rankSql(JSON.stringify(literals), filterSql(sql, valid), n).pipe(
+          const rows = yield* rankSql(JSON.stringify(literals), question, filterSql(sql, valid), n).pipe(
             Effect.flatMap(decodeRows),
             Effect.mapError(queryError("getMostRelevant"))
           )
           return toEntries(rows)
         })
       )
-    }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length, served: "sql" }, captureStackTrace: false }))
+    }).pipe(Effect.withSpan("StoreManager.findRelevant", { attributes: { source: id, texts: query.question.length, served: "sql" }, captureStackTrace: false }))
+
+  const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) => findRelevant({ question: queries, limit, where })
 
   const insert = (entries: ReadonlyArray<NewEntry>) =>
     Effect.gen(function* () {
@@ -175,14 +221,15 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
             const chunk = rows.slice(start, start + context.insertBatch)
             const vectors = yield* embedder.embed(chunk.map(searchText)).pipe(Effect.mapError(queryError("insert")))
             const payload = yield* Effect.try({
-              try: () => JSON.stringify(chunk.map((r, j) => ({ ...r, embedding: r.text.trim() ? vectorLiteral(mode, vectors[j]!) : null }))),
+              try: () => JSON.stringify(chunk.map((r, j) => ({ ...r, embedding: r.text.trim() ? vectorLiteral(mode, vectors[j]!) : null, ...lexicalColumns(r) }))),
               catch: (e) => new StoreQueryError({ id, operation: "insert", reason: `an entry cannot be written as JSON: ${errorReason(e)} (metadata nested too deeply?)`, cause: e })
             })
             const cast = sql.literal(mode === "pgvector" ? "vector" : "real[]")
-            const written = yield* sql<{ seq: number | string }>`INSERT INTO ${table} (id, text, ts, metadata, embedding)
-                SELECT x.id, x.text, x.ts, coalesce(x.metadata, '{}'::jsonb), x.embedding::${cast}
-                FROM jsonb_to_recordset(${payload}::jsonb) AS x(id text, text text, ts bigint, metadata jsonb, embedding text)
-                ON CONFLICT (id) DO UPDATE SET text = excluded.text, ts = excluded.ts, metadata = excluded.metadata, embedding = excluded.embedding
+            const written = yield* sql<{ seq: number | string }>`INSERT INTO ${table} (id, text, ts, metadata, embedding, lexemes, dl)
+                SELECT x.id, x.text, x.ts, coalesce(x.metadata, '{}'::jsonb), x.embedding::${cast}, x.lexemes::tsvector, x.dl
+                FROM jsonb_to_recordset(${payload}::jsonb) AS x(id text, text text, ts bigint, metadata jsonb, embedding text, lexemes text, dl integer)
+                ON CONFLICT (id) DO UPDATE SET text = excluded.text, ts = excluded.ts, metadata = excluded.metadata, embedding = excluded.embedding,
+                  lexemes = excluded.lexemes, dl = excluded.dl
                 RETURNING seq`
             for (const row of written) high = Math.max(high, Number(row.seq))
           }
@@ -192,5 +239,5 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
       yield* events.publish(DataWritten.make({ id, seq }))
     }).pipe(Effect.withSpan("StoreManager.insert", { attributes: { source: id, entries: entries.length }, captureStackTrace: false }))
 
-  return { name: id, getMostRecent, getMostRelevant, insert }
+  return { name: id, getMostRecent, getMostRelevant, findRelevant, insert }
 }

@@ -10,24 +10,31 @@
  * - Vectors: `vector(d)` when pgvector is there, `real[]` otherwise. Relevance in SQL is an exact
  *   scan (an HNSW index returned 30-40 % of the exact top 20 under a metadata filter); warm
  *   managers rank in memory and read the table once.
+ * - Lexical relevance: `lexemes` (a tsvector of the analyzer's terms, src/relevance/analyzer.ts,
+ *   each with its count as positions) under a GIN index, and `dl` (the entry's length in terms), both
+ *   written by the library with every entry (null for a blank text).
  * - `pantheon_meta` records the layout version; `migrate` brings any older layout up to date in
  *   one transaction, under an advisory lock so that instances starting together migrate once.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { lexicalColumns } from "../../relevance/analyzer.js"
 
 export type VectorMode = "pgvector" | "array"
 
-/** The layout this code reads and writes. 1: tables named by id; 2: by storage number, with `seq`. */
-export const LAYOUT_VERSION = 2
+/** The layout this code reads and writes. 1: tables named by id; 2: by storage number, with `seq`; 3: with `lexemes` and `dl`. */
+export const LAYOUT_VERSION = 3
+
+/** Rows the layout-3 migration computes terms for per statement. */
+const BACKFILL_BATCH = 500
 
 /** Any number that is the same for every instance: the key of the migration's advisory lock. */
 const MIGRATION_LOCK = 7_140_327_911
 
 export const entriesTable = (storage: number) => `pantheon_entries_${storage}`
 
-const indexName = (storage: number, suffix: "ts" | "meta" | "seq" | "type" | "pkey") => `pantheon_entries_${storage}_${suffix}`
+const indexName = (storage: number, suffix: "ts" | "meta" | "seq" | "type" | "pkey" | "lexemes") => `pantheon_entries_${storage}_${suffix}`
 
 /** PostgreSQL truncates identifiers to 63 bytes: the name a layout-1 table really got. */
 const truncatedName = (name: string) => {
@@ -46,8 +53,13 @@ export const createEntriesTable = (sql: SqlClient.SqlClient, storage: number, mo
       ts bigint NOT NULL,
       metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
       embedding ${column},
-      seq bigint NOT NULL DEFAULT nextval('pantheon_entry_seq')
+      seq bigint NOT NULL DEFAULT nextval('pantheon_entry_seq'),
+      lexemes tsvector,
+      dl integer
     )`
+    // A table renamed from layout 1 has no lexical columns yet (toLayout3 fills them).
+    yield* sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS lexemes tsvector, ADD COLUMN IF NOT EXISTS dl integer`
+    yield* sql`CREATE INDEX IF NOT EXISTS ${sql(indexName(storage, "lexemes"))} ON ${table} USING gin (lexemes)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(indexName(storage, "ts"))} ON ${table} (ts DESC, id DESC)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(indexName(storage, "meta"))} ON ${table} USING gin (metadata jsonb_path_ops)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(indexName(storage, "type"))} ON ${table} ((lower(metadata->>'type')))`
@@ -129,6 +141,33 @@ const fromLayout1 = (sql: SqlClient.SqlClient) =>
     yield* sql`CREATE UNIQUE INDEX IF NOT EXISTS pantheon_sources_storage ON pantheon_sources (storage)`
   })
 
+/**
+ * Layout 2 → 3: every entries table gains `lexemes` and `dl`, computed here for the rows it holds
+ * (the analyzer runs in this library, not in the database), and their GIN index. Updating a row
+ * gives it a new `seq` (the trigger): warm managers on other instances read the rows again.
+ */
+const toLayout3 = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function* () {
+    const sources = yield* sql<{ storage: number | string }>`SELECT storage FROM pantheon_sources ORDER BY storage`
+    for (const { storage } of sources) {
+      const n = Number(storage)
+      if (!(yield* tableExists(sql, entriesTable(n)))) continue
+      const table = sql(entriesTable(n))
+      yield* sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS lexemes tsvector, ADD COLUMN IF NOT EXISTS dl integer`
+      let after = ""
+      for (;;) {
+        const rows = yield* sql<{ id: string; text: string; metadata: unknown }>`
+          SELECT id, text, metadata FROM ${table} WHERE id COLLATE "C" > ${after} ORDER BY id COLLATE "C" LIMIT ${BACKFILL_BATCH}`
+        if (rows.length === 0) break
+        after = rows[rows.length - 1]!.id
+        const payload = JSON.stringify(rows.map((r) => ({ id: r.id, ...lexicalColumns({ text: r.text, metadata: r.metadata !== null && typeof r.metadata === "object" ? (r.metadata as Record<string, unknown>) : {} }) })))
+        yield* sql`UPDATE ${table} t SET lexemes = x.lexemes::tsvector, dl = x.dl
+          FROM jsonb_to_recordset(${payload}::jsonb) AS x(id text, lexemes text, dl integer) WHERE t.id = x.id`
+      }
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(indexName(n, "lexemes"))} ON ${table} USING gin (lexemes)`
+    }
+  })
+
 /** Brings the store's layout to `LAYOUT_VERSION` (creating it when empty), in one transaction. */
 export const migrate = (sql: SqlClient.SqlClient) =>
   sql.withTransaction(
@@ -142,6 +181,7 @@ export const migrate = (sql: SqlClient.SqlClient) =>
       }
       yield* createShared(sql)
       if (layout < 2) yield* fromLayout1(sql)
+      if (layout < 3) yield* toLayout3(sql)
       yield* sql`INSERT INTO pantheon_meta (key, value) VALUES ('layout', ${String(LAYOUT_VERSION)})
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value`
       return layout

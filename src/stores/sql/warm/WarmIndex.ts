@@ -1,38 +1,27 @@
 /**
  * A source's entries in memory, for answering queries without the database: vectors in one
- * contiguous `Float32Array` (rows × dimensions), the rest in parallel arrays indexed by row.
+ * contiguous `Float32Array` (rows × dimensions), the analyzer's terms in an inverted index
+ * (`LexicalIndex`), the rest in parallel arrays indexed by row.
  *
  * - `recent(limit, where)`: rows in (timestamp, id) descending order, the SQL store's order.
- * - `relevant(seeds, limit, where)`: the `limit` entries of distinct texts with the largest inner
- *   product with any seed (cosine, for unit vectors), best first, ties by id: the same answer as
- *   the SQL store's statement. Exact: candidates come from an exact top-k per seed (`ExactSearch`),
- *   each is scored against every seed, and k grows until no row outside them could still rank (the
- *   `limit`-th score is above every seed's k-th score), so duplicates of a text cannot crowd a
- *   better text out.
- * - From `QUANTIZED_FROM` rows, the candidates of an unfiltered query come from an int8 copy of the
- *   vectors, each with a bound on its error; they are re-scored in float32, and the same stopping
- *   rule (with the bounds) keeps the answer exact.
- * - A filter (domain/filter.ts, `matchesRow`) narrows the rows first; the image subset (`type` any
- *   case of "image") and the last few filters keep their rows gathered, until the next write.
+ * - `search(question, limit, where, exclude)`: hybrid relevance (src/relevance/scoring.ts), the
+ *   same answer as the SQL statement: BM25 from the inverted index, the vectors' cosine for the
+ *   nearest rows (an exact search, `ExactSearch`), both spread to each row's neighbours in time;
+ *   the filter (domain/filter.ts, `matchesRow`) and the excluded ids choose among the scored rows.
  * - `upsert` keeps it current row by row (by id); `bytes` estimates what it holds, for the cache's
  *   byte budget.
  */
-import { type Filter, filterKey, isAll, isImageFilter, matchesRow } from "../../../domain/filter.js"
+import { type Filter, isAll, matchesRow } from "../../../domain/filter.js"
 import type { StoreEntry } from "../../../domain/schemas.js"
-import { norm } from "../../../embedding/vector.js"
-import { bestScores, nearest, nearestQuantized, quantize, quantizedSearch } from "./ExactSearch.js"
+import { CONTEXT_RADIUS, CONTEXT_WEIGHTS, roundScore, VECTOR_DEPTH, VECTOR_WEIGHT } from "../../../relevance/scoring.js"
+import { bestScores, nearest } from "./ExactSearch.js"
+import { LexicalIndex } from "./LexicalIndex.js"
 
 /** Object, array-slot and map-entry overhead of one row, estimated (V8, 64-bit). */
 const ROW_OVERHEAD_BYTES = 240
-/** Gathered filter subsets kept at once (the image subset is kept besides). */
-const SUBSET_CACHE = 8
-/** Candidates asked of the exact search beyond `limit`: room for duplicate texts before a retry. */
+/** Nearest rows asked of each vector beyond `VECTOR_DEPTH`: room for ties at the cut before a retry. */
 const CANDIDATE_MARGIN = 8
-/** From this many rows, a search over all of them starts with the int8 copy (below, float32 is as fast as the extra pass). */
-const QUANTIZED_FROM = 4096
-/** Candidates asked of the int8 search: its bound is loose (~0.03 of cosine), and 128 was enough for every w7 question. */
-const QUANTIZED_CANDIDATES = 128
-/** A rank's score must clear the cut by this much (float32 search, scores rounded to 1e-6). */
+/** A score must clear the cut by this much (float32 search, scores rounded to 1e-6). */
 const SCORE_EPSILON = 2e-6
 
 export interface WarmRow {
@@ -43,11 +32,18 @@ export interface WarmRow {
   readonly seq: number
 }
 
-interface Subset {
-  /** Row numbers of the subset, in subset order. */
+/** What a relevance query asks: the question's terms (the analyzer's) and its texts' vectors. */
+export interface Question {
+  readonly terms: ReadonlyArray<string>
+  readonly vectors: ReadonlyArray<Float32Array>
+  /** Identifies the question (its texts), for reusing its scores between the text and the image query. */
+  readonly key: string
+}
+
+/** The searchable rows in ascending (timestamp, id) order, and each row's place in it (-1: not searchable). */
+interface Timeline {
   readonly rows: Int32Array
-  /** Their vectors, gathered contiguously. */
-  readonly vectors: Float32Array
+  readonly position: Int32Array
 }
 
 export class WarmIndex {
@@ -55,27 +51,23 @@ export class WarmIndex {
   highWater = 0
   private count = 0
   private vectors: Float32Array
-  /** The vectors as int8 (when usearch runs), and the largest norm and rounding error of any row. */
-  private quantized: Int8Array | undefined
-  private rowNorm = 0
-  private rowError = 0
   private readonly ids: Array<string> = []
   private readonly texts: Array<string> = []
   private readonly timestamps: Array<number> = []
   private readonly metadata: Array<Readonly<Record<string, unknown>>> = []
   /** Whether a row takes part in relevance (its text is not blank: the store keeps no vector for it). */
   private searchable = new Uint8Array(0)
+  private readonly lexical = new LexicalIndex()
   private readonly rowBytes: Array<number> = []
   private readonly byId = new Map<string, number>()
   private rowsBytes = 0
   /** Derived views, rebuilt on first use after a write. */
   private order: Int32Array | undefined
-  private images: Subset | undefined
-  private readonly subsets = new Map<string, Subset>()
+  private timeline: Timeline | undefined
+  private lastBase: { readonly key: string; readonly scores: Map<number, number> } | undefined
 
   constructor(readonly dimensions: number, capacity = 64) {
     this.vectors = new Float32Array(Math.max(1, capacity) * dimensions)
-    this.quantized = quantizedSearch ? new Int8Array(this.vectors.length) : undefined
     this.searchable = new Uint8Array(Math.max(1, capacity))
   }
 
@@ -83,15 +75,18 @@ export class WarmIndex {
     return this.count
   }
 
-  /** What the index holds in memory, estimated in bytes: its rows and its gathered subsets. */
+  /** What the index holds in memory, estimated in bytes: its rows, its inverted index and its orders. */
   get bytes(): number {
-    let derived = (this.order?.byteLength ?? 0) + (this.images === undefined ? 0 : this.images.vectors.byteLength + this.images.rows.byteLength)
-    for (const s of this.subsets.values()) derived += s.vectors.byteLength + s.rows.byteLength
-    return this.vectors.byteLength + (this.quantized?.byteLength ?? 0) + this.searchable.byteLength + this.rowsBytes + derived
+    const derived = (this.order?.byteLength ?? 0) + (this.timeline === undefined ? 0 : this.timeline.rows.byteLength + this.timeline.position.byteLength)
+    return this.vectors.byteLength + this.searchable.byteLength + this.rowsBytes + this.lexical.bytes + derived
   }
 
-  /** Adds or replaces a row (by id). `vector` is read from `source` at `offset` (the dimensions' floats). */
-  upsert(row: WarmRow, source: Float32Array | undefined, offset = 0): void {
+  /**
+   * Adds or replaces a row (by id). `vector` is read from `source` at `offset` (the dimensions'
+   * floats); `terms` are the analyzer's terms of the row (with no vector the row takes no part in
+   * relevance: a blank text).
+   */
+  upsert(row: WarmRow, source: Float32Array | undefined, terms: ReadonlyArray<string>, offset = 0): void {
     let r = this.byId.get(row.id)
     if (r === undefined) {
       r = this.count++
@@ -105,26 +100,18 @@ export class WarmIndex {
     this.timestamps[r] = row.ts
     this.metadata[r] = row.metadata
     const o = r * this.dimensions
-    if (source === undefined) {
-      this.vectors.fill(0, o, o + this.dimensions)
-      this.quantized?.fill(0, o, o + this.dimensions)
-    } else {
-      const vector = source.subarray(offset, offset + this.dimensions)
-      this.vectors.set(vector, o)
-      if (this.quantized !== undefined) {
-        // The bounds only grow (a replaced row's may have been the largest): they stay bounds.
-        this.rowError = Math.max(this.rowError, quantize(vector, this.quantized, o))
-        this.rowNorm = Math.max(this.rowNorm, norm(vector))
-      }
-    }
-    this.searchable[r] = source === undefined || row.text.trim().length === 0 ? 0 : 1
+    if (source === undefined) this.vectors.fill(0, o, o + this.dimensions)
+    else this.vectors.set(source.subarray(offset, offset + this.dimensions), o)
+    const searchable = source !== undefined && row.text.trim().length > 0
+    this.searchable[r] = searchable ? 1 : 0
+    this.lexical.set(r, searchable ? terms : undefined)
     const bytes = ROW_OVERHEAD_BYTES + 2 * (row.id.length + row.text.length) + 2 * JSON.stringify(row.metadata).length
     this.rowBytes[r] = bytes
     this.rowsBytes += bytes
     this.highWater = Math.max(this.highWater, row.seq)
     this.order = undefined
-    this.images = undefined
-    this.subsets.clear()
+    this.timeline = undefined
+    this.lastBase = undefined
   }
 
   /** The newest `limit` entries that pass the filter, newest first (ties: larger id first). */
@@ -139,82 +126,95 @@ export class WarmIndex {
     return out
   }
 
-  /** The `limit` entries of distinct texts most similar to any seed, best first, ties by id. */
-  relevant(seeds: ReadonlyArray<Float32Array>, limit: number, where: Filter): Array<StoreEntry> {
-    if (seeds.length === 0 || limit <= 0) return []
-    const subset = this.subsetFor(where)
-    const size = subset === undefined ? this.count : subset.rows.length
-    if (size === 0) return []
-    const vectors = subset === undefined ? this.vectors : subset.vectors
-    const quantized = subset === undefined && size >= QUANTIZED_FROM ? this.quantized : undefined
-    const first = quantized === undefined ? limit + CANDIDATE_MARGIN : Math.max(limit + CANDIDATE_MARGIN, QUANTIZED_CANDIDATES)
-    for (let k = Math.min(size, first); ; k = Math.min(size, k * 4)) {
-      // Every position outside the candidates scores at most the best of the seeds' k-th scores
-      // (the int8 search's scores are upper bounds of the true ones).
-      let cut = -Infinity
-      const candidates = new Set<number>()
-      const search = quantized === undefined
-        ? nearest(vectors, size, this.dimensions, seeds, k)
-        : nearestQuantized(quantized, size, this.dimensions, seeds, k, { rowNorm: this.rowNorm, rowError: this.rowError })
-      for (const found of search) {
-        found.rows.forEach((p) => candidates.add(p))
-        if (found.rows.length === k) cut = Math.max(cut, found.scores[k - 1]!)
-      }
-      const positions = Int32Array.from(candidates)
-      const scores = bestScores(vectors, this.dimensions, positions, seeds)
-      const ranked = this.rank(positions, scores, subset, limit)
-      if (k >= size || (ranked.length === limit && ranked[limit - 1]!.score > cut + SCORE_EPSILON)) return ranked.map(({ row }) => this.entry(row))
-    }
-  }
-
   /**
-   * Best first, ties by id; one row per text (its best); at most `limit`. Scores are compared to 6
-   * decimals, as the SQL statement rounds them (float32 sums differ in the last digits: rounded,
-   * equal scores tie and fall to the id order). Rows with a blank text take no part.
+   * The `limit` entries of distinct texts that pass the filter and are not in `exclude` (ids),
+   * ranked by hybrid relevance to the question, best first, ties by id; only entries that score
+   * above 0 (after rounding). The same answer as the SQL statement.
    */
-  private rank(positions: Int32Array, scores: Float32Array, subset: Subset | undefined, limit: number): Array<{ row: number; score: number }> {
-    const rows: Array<{ row: number; score: number }> = []
-    positions.forEach((p, i) => {
-      const row = subset === undefined ? p : subset.rows[p]!
-      if (this.searchable[row] === 1) rows.push({ row, score: Math.round(scores[i]! * 1e6) / 1e6 })
-    })
-    rows.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
+  search(question: Question, limit: number, where: Filter, exclude: ReadonlySet<string> = new Set()): Array<StoreEntry> {
+    if (limit <= 0 || this.count === 0) return []
+    const timeline = (this.timeline ??= this.byTimeAscending())
+    const base = this.baseScores(question)
+    const baseAt = (p: number) => (p >= 0 && p < timeline.rows.length ? (base.get(timeline.rows[p]!) ?? 0) : 0)
+    // The rows that can score: those with a base score, and their neighbours.
+    const near = new Set<number>()
+    for (const row of base.keys()) {
+      const p = timeline.position[row]!
+      for (let d = Math.max(0, p - CONTEXT_RADIUS); d <= Math.min(timeline.rows.length - 1, p + CONTEXT_RADIUS); d++) near.add(timeline.rows[d]!)
+    }
+    const filtered = !isAll(where)
+    const candidates: Array<{ row: number; score: number }> = []
+    for (const row of near) {
+      if (exclude.has(this.ids[row]!) || (filtered && !this.passes(row, where))) continue
+      const p = timeline.position[row]!
+      let score = baseAt(p)
+      for (let d = 1; d <= CONTEXT_RADIUS; d++) score += CONTEXT_WEIGHTS[d - 1]! * (baseAt(p - d) + baseAt(p + d))
+      const rounded = roundScore(score)
+      if (rounded > 0) candidates.push({ row, score: rounded })
+    }
+    candidates.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
     const seen = new Set<string>()
-    const out: Array<{ row: number; score: number }> = []
-    for (const candidate of rows) {
-      const text = this.texts[candidate.row]!
+    const out: Array<StoreEntry> = []
+    for (const { row } of candidates) {
+      const text = this.texts[row]!
       if (seen.has(text)) continue
       seen.add(text)
-      out.push(candidate)
+      out.push(this.entry(row))
       if (out.length === limit) break
     }
     return out
   }
 
-  /** The rows a filter leaves (undefined: all of them), gathered once per filter until the next write. */
-  private subsetFor(where: Filter): Subset | undefined {
-    if (isAll(where)) return undefined
-    if (isImageFilter(where)) return (this.images ??= this.gather((r) => this.passes(r, where)))
-    const key = filterKey(where)
-    let subset = this.subsets.get(key)
-    if (subset === undefined) {
-      subset = this.gather((r) => this.passes(r, where))
-      if (this.subsets.size >= SUBSET_CACHE) this.subsets.delete(this.subsets.keys().next().value!)
-      this.subsets.set(key, subset)
+  /**
+   * base(d) of every searchable row whose base is above 0: its BM25 over the best BM25 of the
+   * source, plus `VECTOR_WEIGHT` × its cosine when it is among the `VECTOR_DEPTH` nearest. The last
+   * question's scores are kept until the next write (the text and the image query ask the same).
+   */
+  private baseScores(question: Question): Map<number, number> {
+    if (this.lastBase?.key === question.key) return this.lastBase.scores
+    const lexical = this.lexical.score(question.terms)
+    let best = 0
+    for (const s of lexical.values()) best = Math.max(best, s)
+    const scores = new Map<number, number>()
+    if (best > 0) for (const [row, s] of lexical) scores.set(row, s / best)
+    for (const { row, score } of this.nearestRows(question.vectors)) {
+      if (score > 0) scores.set(row, (scores.get(row) ?? 0) + VECTOR_WEIGHT * score)
     }
-    return subset
+    this.lastBase = { key: question.key, scores }
+    return scores
   }
 
+  /**
+   * The `VECTOR_DEPTH` searchable rows with the largest cosine to any of the vectors, best first,
+   * ties by id: exact, as the statement's full scan. A row of that top is in the top of the vector it
+   * is best for, so each vector's k nearest are candidates, and k grows until every row outside them
+   * scores below the last one kept (ties at the cut included).
+   */
+  private nearestRows(vectors: ReadonlyArray<Float32Array>): Array<{ row: number; score: number }> {
+    if (vectors.length === 0 || this.count === 0) return []
+    for (let k = Math.min(this.count, VECTOR_DEPTH + CANDIDATE_MARGIN); ; k = Math.min(this.count, k * 4)) {
+      const candidates = new Set<number>()
+      let cut = -Infinity
+      for (const found of nearest(this.vectors, this.count, this.dimensions, vectors, k)) {
+        found.rows.forEach((r) => candidates.add(r))
+        if (found.rows.length === k) cut = Math.max(cut, roundScore(found.scores[k - 1]!))
+      }
+      const positions = Int32Array.from(candidates)
+      const scores = bestScores(this.vectors, this.dimensions, positions, vectors)
+      const rows: Array<{ row: number; score: number }> = []
+      positions.forEach((row, i) => {
+        if (this.searchable[row] === 1) rows.push({ row, score: roundScore(scores[i]!) })
+      })
+      rows.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
+      const top = rows.slice(0, VECTOR_DEPTH)
+      const last = top.length === VECTOR_DEPTH ? top[VECTOR_DEPTH - 1]!.score : -Infinity
+      if (k >= this.count || last > cut + SCORE_EPSILON || cut <= 0) return top
+    }
+  }
+
+  /** Whether row `r` passes the filter (domain/filter.ts: the one meaning of a `where`). */
   private passes(r: number, where: Filter): boolean {
     return matchesRow(where, this.metadata[r]!, this.timestamps[r]!)
-  }
-
-  private gather(keep: (row: number) => boolean): Subset {
-    const rows: Array<number> = []
-    for (let r = 0; r < this.count; r++) if (keep(r)) rows.push(r)
-    const vectors = new Float32Array(Math.max(1, rows.length) * this.dimensions)
-    rows.forEach((r, i) => vectors.set(this.vectors.subarray(r * this.dimensions, (r + 1) * this.dimensions), i * this.dimensions))
-    return { rows: Int32Array.from(rows), vectors }
   }
 
   private sortByTime(): Int32Array {
@@ -223,6 +223,16 @@ export class WarmIndex {
     const ids = this.ids
     order.sort((a, b) => ts[b]! - ts[a]! || (ids[b]! > ids[a]! ? 1 : ids[b]! < ids[a]! ? -1 : 0))
     return order
+  }
+
+  /** The searchable rows oldest first (ties: smaller id first), as the statement's window orders them. */
+  private byTimeAscending(): Timeline {
+    const order = (this.order ??= this.sortByTime())
+    const rows: Array<number> = []
+    for (let i = order.length - 1; i >= 0; i--) if (this.searchable[order[i]!] === 1) rows.push(order[i]!)
+    const position = new Int32Array(this.count).fill(-1)
+    rows.forEach((r, p) => (position[r] = p))
+    return { rows: Int32Array.from(rows), position }
   }
 
   private entry(r: number): StoreEntry {
@@ -236,11 +246,6 @@ export class WarmIndex {
     const vectors = new Float32Array(next * this.dimensions)
     vectors.set(this.vectors)
     this.vectors = vectors
-    if (this.quantized !== undefined) {
-      const quantized = new Int8Array(next * this.dimensions)
-      quantized.set(this.quantized)
-      this.quantized = quantized
-    }
     const searchable = new Uint8Array(next)
     searchable.set(this.searchable)
     this.searchable = searchable

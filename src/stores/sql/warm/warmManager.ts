@@ -15,9 +15,10 @@
 import { Effect, Either, type Scope } from "effect"
 import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
-import type { StoreManager } from "../../../services/StoreManager.js"
+import { documentText, terms } from "../../../relevance/analyzer.js"
+import type { RelevanceQuery, StoreManager } from "../../../services/StoreManager.js"
 import type { SqlSourceDescriptor } from "../catalog.js"
-import { countOf, resultKey, seedsOf, served, type SqlManagerContext, sqlManager, validFilter } from "../manager.js"
+import { countOf, questionOf, resultKey, served, type SqlManagerContext, sqlManager, validFilter } from "../manager.js"
 import { entriesTable } from "../storage.js"
 import { parseVector } from "../vectorText.js"
 import { WarmIndex } from "./WarmIndex.js"
@@ -47,7 +48,7 @@ const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: 
       if (vector !== undefined && parseVector(row.vector!, scratch, 0) !== descriptor.dimensions) {
         return yield* Effect.fail(new Error(`entry ${JSON.stringify(row.id)} has a vector of the wrong size (expected ${descriptor.dimensions})`))
       }
-      index.upsert({ id: row.id, text: row.text, ts: toNumber(row.ts), metadata, seq: toNumber(row.seq) }, vector)
+      index.upsert({ id: row.id, text: row.text, ts: toNumber(row.ts), metadata, seq: toNumber(row.seq) }, vector, terms(documentText({ text: row.text, metadata })))
     }
     return rows.length
   })
@@ -90,15 +91,19 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
         return answer(resultKey.recent(n, valid), "getMostRecent", () => index.recent(n, valid))
       }).pipe(Effect.withSpan("StoreManager.getMostRecent", { attributes: { source: id, served: "warm" }, captureStackTrace: false }))
 
-    const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where): Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError> =>
-      !state.ready ? sqlBacked.getMostRelevant(queries, limit, where) : Effect.gen(function* () {
-        const seeds = seedsOf(queries)
-        const n = countOf(limit)
-        if (seeds.length === 0 || n === 0) return []
-        const valid = yield* validFilter(id, "getMostRelevant", where)
-        const vectors = yield* context.embedder.embed(seeds).pipe(Effect.mapError(queryError("getMostRelevant")))
-        return yield* answer(resultKey.relevant(n, valid, seeds), "getMostRelevant", () => index.relevant(vectors, n, valid))
-      }).pipe(Effect.withSpan("StoreManager.getMostRelevant", { attributes: { source: id, queries: queries.length, served: "warm" }, captureStackTrace: false }))
+    const findRelevant = (query: RelevanceQuery): Effect.Effect<ReadonlyArray<StoreEntry>, StoreQueryError> =>
+      !state.ready ? sqlBacked.findRelevant!(query) : Effect.gen(function* () {
+        const question = questionOf(query)
+        const n = countOf(query.limit)
+        if (question.texts.length === 0 || n === 0) return []
+        const valid = yield* validFilter(id, "getMostRelevant", query.where)
+        const vectors = yield* context.embedder.embed(question.texts).pipe(Effect.mapError(queryError("getMostRelevant")))
+        const key = JSON.stringify(question.texts)
+        return yield* answer(resultKey.relevant(n, valid, question.texts, question.exclude), "getMostRelevant", () =>
+          index.search({ terms: question.terms, vectors, key }, n, valid, new Set(question.exclude)))
+      }).pipe(Effect.withSpan("StoreManager.findRelevant", { attributes: { source: id, texts: query.question.length, served: "warm" }, captureStackTrace: false }))
+
+    const getMostRelevant = (queries: ReadonlyArray<string>, limit: number, where?: Where) => findRelevant({ question: queries, limit, where })
 
     // A write goes to the database (which orders it); the manager then reads its own rows back.
     const insert: StoreManager["insert"] = (entries) => Effect.zipRight(sqlBacked.insert(entries), state.ready ? catchUp("insert") : Effect.void)
@@ -111,7 +116,7 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
       )
     )
 
-    const manager: StoreManager = { name: id, getMostRecent, getMostRelevant, insert, weight: () => (state.ready ? index.bytes : estimatedBytes), refresh }
+    const manager: StoreManager = { name: id, getMostRecent, getMostRelevant, findRelevant, insert, weight: () => (state.ready ? index.bytes : estimatedBytes), refresh }
     return manager
   })
 
