@@ -126,7 +126,8 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
       yield* manager.insert(nasty.map((text, i) => ({ id: `n${i}`, text, timestamp: 1_700_000_000_000 + i, metadata: { tag: text } })))
       for (const value of nasty) {
         expect(texts(yield* manager.getMostRecent(10, { tag: value }))).toEqual([value])
-        expect(texts(yield* manager.getMostRelevant([value], 10, { tag: value }))).toEqual([value])
+        // Relevance returns only what scores above 0: a question with no word in it finds nothing.
+        expect(texts(yield* manager.getMostRelevant([value], 10, { tag: value }))).toEqual(/[\p{L}\p{N}]/u.test(value) ? [value] : [])
       }
       expect((yield* (yield* Sql.SqlStore).catalog).length).toBeGreaterThan(0)
     }))

@@ -52,9 +52,10 @@ describe("subcommands", () => {
     const compiled = await pantheon("compile", "--source", "notes", "--text", "when does the release leave?", "--limit", "5", "--json", "--data-dir", data)
     expect(compiled.code).toBe(0)
     const messages = JSON.parse(compiled.stdout) as Array<{ role: string; content: string }>
+    // Both are recent (so relevance excludes them); their times are equal, so the recent block's order stands (ids descending).
     expect(messages.map((m) => m.content)).toEqual([
-      "Ana said (2025-06-05T10:00:00.000Z): the release train leaves on thursday",
-      "Ben said (2025-06-05T10:00:00.000Z): freeze starts wednesday night"
+      "Ben said (2025-06-05T10:00:00.000Z): freeze starts wednesday night",
+      "Ana said (2025-06-05T10:00:00.000Z): the release train leaves on thursday"
     ])
   }, 60_000)
 

@@ -25,7 +25,7 @@ import { SqlStore } from "../../src/stores/sql/SqlStore.js"
 import { entriesTable } from "../../src/stores/sql/storage.js"
 import { parseVector } from "../../src/stores/sql/vectorText.js"
 import { searchEngine } from "../../src/stores/sql/warm/ExactSearch.js"
-import { type FloorSource, floorCompile, floorSource, rank } from "../lib/floor.js"
+import { type FloorSource, floorCompile, floorQuestion, floorSource, rank } from "../lib/floor.js"
 import { readLatest, results, table } from "../lib/report.js"
 import { percentile, prng, round } from "../lib/workload.js"
 import { sampleEntries } from "./w1.js"
@@ -149,9 +149,9 @@ const measure = (backend: Backend, size: number) =>
       for (const question of asked.slice(0, 10)) {
         for (const [s, d] of descriptors.entries()) {
           const manager = yield* Effect.promise(() => runtime.runPromise(Effect.flatMap(ManagerCache, (c) => c.get(d.id))))
-          const seeds = [question]
-          text += recall(yield* manager.getMostRelevant(seeds, 20), rank(floor[s]!, seeds.map(embed), 20))
-          image += recall(yield* manager.getMostRelevant(seeds, 20, { type: "image" }), rank(floor[s]!, seeds.map(embed), 20, floor[s]!.images))
+          const asked = floorQuestion([question], embed)
+          text += recall(yield* manager.getMostRelevant([question], 20), rank(floor[s]!, asked, 20))
+          image += recall(yield* manager.getMostRelevant([question], 20, { type: "image" }), rank(floor[s]!, asked, 20, (r) => floor[s]!.isImage[r]!))
           count++
         }
       }

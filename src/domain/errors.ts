@@ -124,6 +124,8 @@ export const errorReason = (cause: unknown): string => {
 export class EmbedError extends Data.TaggedError("EmbedError")<{
   readonly model: string
   readonly reason: string
+  /** The HTTP status the embedding server answered with, when it answered with an error. */
+  readonly status?: number
   readonly cause?: unknown
 }> {
   override get message() {

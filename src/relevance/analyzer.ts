@@ -5,6 +5,7 @@
  * - Text is NFKC-normalized and lower-cased; a word is a run of letters and digits (any script).
  * - English stop words are dropped; English words (ASCII letters only) are reduced to their stem by
  *   Porter2 (the `porter2` package): "painted", "paints" and "painting" meet at "paint".
+ * - A run longer than `MAX_TERM_LENGTH` is not a term.
  * - Other scripts keep whole words, unstemmed; a script written without spaces (Chinese, Japanese,
  *   Thai) gives one term per run, so such text is matched by whole runs only (see README, Relevance).
  *
@@ -13,6 +14,9 @@
  */
 import { stem } from "porter2"
 import { isImageType } from "../domain/filter.js"
+
+/** Longer runs are not words anyone asks about (a hash, an encoded blob), and PostgreSQL refuses lexemes of 2 KB. */
+export const MAX_TERM_LENGTH = 64
 
 /** A term's count in one document is capped here (PostgreSQL keeps at most 256 positions of a lexeme). */
 export const MAX_TERM_FREQUENCY = 256
@@ -37,7 +41,7 @@ export const terms = (text: string): Array<string> => {
   const words = text.normalize("NFKC").toLowerCase().match(WORD) ?? []
   const out: Array<string> = []
   for (const word of words) {
-    if (STOP_WORDS.has(word)) continue
+    if (STOP_WORDS.has(word) || word.length > MAX_TERM_LENGTH) continue
     out.push(ENGLISH.test(word) ? stem(word) : word)
   }
   return out

@@ -12,6 +12,7 @@ import { StoreEvents } from "../../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../../src/services/StoreManagerRegistry.js"
 import { PgliteClient } from "../../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../../src/stores/sql/SqlStore.js"
+import { entriesTable, LAYOUT_VERSION } from "../../src/stores/sql/storage.js"
 import { freshSchema, query, schemaForFile } from "../support/postgres.js"
 
 const texts = (entries: ReadonlyArray<{ text: unknown }>) => entries.map((e) => e.text)
@@ -82,7 +83,10 @@ describe("the migration of a layout-1 store", () => {
       yield* (yield* store.open(ids[1]!)).insert([{ id: "new", text: "after the migration", timestamp: 10 }])
       expect(texts(yield* (yield* store.open(ids[2]!)).getMostRecent(10))).not.toContain("after the migration")
       const layout = yield* sql<{ value: string }>`SELECT value FROM pantheon_meta WHERE key = 'layout'`
-      expect(layout[0]!.value).toBe("2")
+      expect(layout[0]!.value).toBe(String(LAYOUT_VERSION))
+      // The layout-3 columns are there too, computed for the rows it moved.
+      const lexical = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(entriesTable((yield* store.catalog)[0]!.storage))} WHERE lexemes IS NOT NULL`
+      expect(lexical[0]!.n).toBe(1)
       const old = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'pantheon_entries_chat%'`
       expect(old[0]!.n).toBe(0)
       // A second start finds nothing to migrate.
