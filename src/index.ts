@@ -2,6 +2,7 @@
 export * as LoadingCache from "./cache/LoadingCache.js"
 export type { LoadingCacheOptions, LoadingCacheStats } from "./cache/LoadingCache.js"
 export * from "./domain/compile.js"
+export { type Filter, matches, MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_LIST, parseFilter } from "./domain/filter.js"
 export * from "./domain/config.js"
 export * from "./domain/errors.js"
 export * from "./domain/events.js"

@@ -132,12 +132,14 @@ layer(Stores, { timeout: "60 seconds" })("SqlStore on PGlite", (it) => {
       expect((yield* (yield* Sql.SqlStore).catalog).length).toBeGreaterThan(0)
     }))
 
-  it.effect("refuses filters whose values are not scalars, with a typed error", () =>
+  it.effect("refuses filters with an unknown operator or a value that is not a scalar, with a typed error naming the path", () =>
     Effect.gen(function* () {
       const manager = yield* seeded(yield* Sql.SqlStore, "badfilter")
-      const result = yield* Effect.either(manager.getMostRecent(5, { user: { $ne: 1 } } as never))
+      const result = yield* Effect.either(manager.getMostRecent(5, { user: { $regex: "u.*" } }))
       expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StoreQueryError", operation: "getMostRecent" })
-      expect(Either.isLeft(result) && result.left.message).toContain("user")
+      expect(Either.isLeft(result) && result.left.message).toContain("where.user.$regex")
+      const nested = yield* Effect.either(manager.getMostRelevant(["q"], 5, { user: [1] }))
+      expect(Either.isLeft(nested) && nested.left.message).toContain("where.user")
     }))
 
   it.effect("refuses entries with an invalid timestamp and inserts nothing from that call", () =>

@@ -5,7 +5,8 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, ManagedRuntime, Metric, TestClock } from "effect"
+import { Context, Effect, Either, Layer, ManagedRuntime, Metric, TestClock } from "effect"
+import { ALL, parseFilter } from "../src/domain/filter.js"
 import type { StoreEntry, Where } from "../src/domain/schemas.js"
 import { Embedder } from "../src/embedding/Embedder.js"
 import { featureHashingVector } from "../src/embedding/hashing.js"
@@ -25,6 +26,7 @@ import { WarmIndex } from "../src/stores/sql/warm/WarmIndex.js"
 import { schemaForFile } from "./support/postgres.js"
 
 const texts = (entries: ReadonlyArray<StoreEntry>) => entries.map((e) => e.text)
+const filter = (where: Where) => Either.getOrThrow(parseFilter(where))
 
 let seed = 99
 const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
@@ -102,7 +104,7 @@ describe("WarmIndex", () => {
     for (let q = 0; q < 30; q++) {
       const asked = question(Array.from({ length: 1 + (q % 3) }, sentence).join(" "), 32)
       const full = reference(rows, asked, 100)
-      for (const limit of [1, 5, 20, 100]) expectSameRanking(texts(index.search(asked, limit, {})), Object.assign(full.slice(0, limit), { scoreOf: full.scoreOf }))
+      for (const limit of [1, 5, 20, 100]) expectSameRanking(texts(index.search(asked, limit, ALL)), Object.assign(full.slice(0, limit), { scoreOf: full.scoreOf }))
     }
     expect(index.highWater).toBe(600)
   })
@@ -111,9 +113,9 @@ describe("WarmIndex", () => {
     const rows = rowsOf(200, 16)
     const index = indexOf(rows, 16)
     const asked = question(`${rows[50]!.text} ${rows[120]!.text}`, 16)
-    const all = index.search(asked, 200, {})
+    const all = index.search(asked, 200, ALL)
     const excluded = new Set([all[0]!.id!, all[1]!.id!])
-    const rest = index.search(asked, 200, {}, excluded)
+    const rest = index.search(asked, 200, ALL, excluded)
     expect(rest.some((e) => excluded.has(e.id!))).toBe(false)
     expectSameRanking(texts(rest), reference(rows, asked, 200, (r) => !excluded.has(r.id)))
   })
@@ -126,7 +128,7 @@ describe("WarmIndex", () => {
     put(index, "far1", 3, "unrelated words here")
     put(index, "far2", 4, "more unrelated chatter")
     put(index, "far3", 5, "the weather was fine")
-    const found = index.search({ terms: terms("pottery class"), vectors: [], key: "pottery" }, 10, {})
+    const found = index.search({ terms: terms("pottery class"), vectors: [], key: "pottery" }, 10, ALL)
     expect(found.map((e) => e.id)).toEqual(["q", "a", "far1"])
   })
 
@@ -137,13 +139,13 @@ describe("WarmIndex", () => {
     put("a", 1, { user: "u1", type: "IMAGE" }, 1)
     put("b", 2, { user: "u2", type: "chat" }, 2)
     put("c", 2, { user: "u1", type: "chat" }, 3)
-    expect(texts(index.recent(10, {}))).toEqual(["text c", "text b", "text a"])
-    expect(texts(index.recent(10, { user: "u1" }))).toEqual(["text c", "text a"])
-    expect(texts(index.search(question("text a", 16), 10, { type: "image" }))).toEqual(["text a"])
+    expect(texts(index.recent(10, ALL))).toEqual(["text c", "text b", "text a"])
+    expect(texts(index.recent(10, filter({ user: "u1" })))).toEqual(["text c", "text a"])
+    expect(texts(index.search(question("text a", 16), 10, filter({ type: "image" })))).toEqual(["text a"])
     put("a", 3, { user: "u2" }, 4) // replaced: newest now, no longer an image
     expect(index.size).toBe(3)
-    expect(texts(index.recent(1, {}))).toEqual(["text a"])
-    expect(index.search(question("text a", 16), 10, { type: "Image" })).toEqual([])
+    expect(texts(index.recent(1, ALL))).toEqual(["text a"])
+    expect(index.search(question("text a", 16), 10, filter({ type: "Image" }))).toEqual([])
   })
 })
 

@@ -8,7 +8,7 @@ import {
   defaultResolvers,
   fillTokenBudget,
   keepMostRelevant,
-  matchesWhere,
+  matcherOf,
   normalizeRequest,
   sortByTime,
   timestampMs,
@@ -144,14 +144,20 @@ describe("combine, validate, dedupe, sort, limit", () => {
   })
 })
 
-describe("matchesWhere (deliberate change 2)", () => {
-  it("is equality on every metadata field of the filter", () => {
+describe("matcherOf (deliberate change 2)", () => {
+  it("is equality on every metadata field of a plain filter", () => {
     const e = entry("t", "2024-01-01T00:00:00Z", { type: "chat", user: "u1" })
-    expect(matchesWhere(e, undefined)).toBe(true)
-    expect(matchesWhere(e, {})).toBe(true)
-    expect(matchesWhere(e, { type: "chat" })).toBe(true)
-    expect(matchesWhere(e, { type: "chat", user: "u2" })).toBe(false)
-    expect(matchesWhere(e, { missing: "x" })).toBe(false)
+    expect(matcherOf(undefined)(e)).toBe(true)
+    expect(matcherOf({})(e)).toBe(true)
+    expect(matcherOf({ type: "chat" })(e)).toBe(true)
+    expect(matcherOf({ type: "chat", user: "u2" })(e)).toBe(false)
+    expect(matcherOf({ missing: "x" })(e)).toBe(false)
+  })
+
+  it("matches type \"image\" in any case, as the stores do", () => {
+    const e = entry("t", "2024-01-01T00:00:00Z", { type: "IMAGE" })
+    expect(matcherOf({ type: "Image" })(e)).toBe(true)
+    expect(matcherOf({ type: { $in: ["image", "chat"] } })(e)).toBe(true)
   })
 })
 

@@ -3,7 +3,11 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { InvalidCompileRequest } from "./errors.js"
+import { isImageType, matches, parseFilter } from "./filter.js"
 import { CompileRequest, type Message, type NormalizedRequest, type Role, type StoreEntry, type Where } from "./schemas.js"
+import { timestampMs } from "./time.js"
+
+export { timestampMs }
 
 export const DEFAULT_RECENT_LIMIT = 10
 export const DEFAULT_QUERY_LIMIT = 5
@@ -63,20 +67,13 @@ const limitOr = (value: unknown, fallback: number): number => {
 
 const decodeRequest = Schema.decodeUnknownEither(CompileRequest, { onExcessProperty: "ignore" })
 
-/** Keys a filter may not use: decoding would drop them silently (they are an object's prototype). */
-const FORBIDDEN_FILTER_KEYS = ["__proto__", "constructor", "prototype"]
-
-/** A `where` key that would vanish in decoding, refused with the field that holds it. */
-const forbiddenFilterKey = (raw: Record<string, unknown>): InvalidCompileRequest | undefined => {
+/** The first source filter that does not parse, as the request's error naming its path (checked before decoding, which would drop a `__proto__` key). */
+const invalidFilter = (raw: Record<string, unknown>): InvalidCompileRequest | undefined => {
   if (!Array.isArray(raw.sources)) return undefined
   for (const [i, source] of raw.sources.entries()) {
-    const where = source !== null && typeof source === "object" ? (source as Record<string, unknown>).where : undefined
-    if (where === null || typeof where !== "object") continue
-    for (const key of FORBIDDEN_FILTER_KEYS) {
-      if (Object.prototype.hasOwnProperty.call(where, key)) {
-        return new InvalidCompileRequest({ field: `sources[${i}].where.${key}`, value: (where as Record<string, unknown>)[key], reason: "is not a metadata field a filter may use" })
-      }
-    }
+    if (source === null || typeof source !== "object") continue
+    const parsed = parseFilter((source as Record<string, unknown>).where, `sources[${i}].where`)
+    if (Either.isLeft(parsed)) return new InvalidCompileRequest({ field: parsed.left.field, value: parsed.left.value, reason: parsed.left.reason })
   }
   return undefined
 }
@@ -87,8 +84,8 @@ export const normalizeRequest = (input: unknown): Either.Either<NormalizedReques
     return Either.left(new InvalidCompileRequest({ field: "request", value: input, reason: "must be an object" }))
   }
   const raw = input as Record<string, unknown>
-  const forbidden = forbiddenFilterKey(raw)
-  if (forbidden !== undefined) return Either.left(forbidden)
+  const badFilter = invalidFilter(raw)
+  if (badFilter !== undefined) return Either.left(badFilter)
   if (raw.sources === undefined) {
     return Either.right({ texts: [], sources: [], recentLimit: DEFAULT_RECENT_LIMIT, queryLimit: DEFAULT_QUERY_LIMIT, limit: DEFAULT_LIMIT, maxTokens: undefined, onSourceError: "skip" })
   }
@@ -119,20 +116,12 @@ export const normalizeRequest = (input: unknown): Either.Either<NormalizedReques
   })
 }
 
-export const isImage = (entry: StoreEntry): boolean => {
-  const meta = entry.metadata as Metadata | null | undefined
-  return typeof meta?.type === "string" && meta.type.toLowerCase() === "image"
-}
+export const isImage = (entry: StoreEntry): boolean => isImageType((entry.metadata as Metadata | null | undefined)?.type)
 
-/** Metadata equality on every field of `where` (deliberate change 2). */
-export const matchesWhere = (entry: StoreEntry, where: Where | undefined): boolean => {
-  if (where === undefined) return true
-  const meta = entry.metadata
-  if (meta === null || typeof meta !== "object") return Object.keys(where).length === 0
-  for (const key of Object.keys(where)) {
-    if (!Object.is((meta as Metadata)[key], where[key]) && (meta as Metadata)[key] !== where[key]) return false
-  }
-  return true
+/** A source's filter as a test of the entries a store returned (deliberate change 2); `normalizeRequest` has checked it parses. */
+export const matcherOf = (where: Where | undefined): ((entry: StoreEntry) => boolean) => {
+  const filter = Either.getOrThrow(parseFilter(where))
+  return (entry) => matches(filter, entry)
 }
 
 /**
@@ -180,16 +169,6 @@ export const combine = (
   for (const block of recent) block.forEach((entry, position) => out.push({ entry, priority: latest + position }))
   for (const block of images) block.forEach((entry, rank) => out.push({ entry, priority: found + rank }))
   return out
-}
-
-/** Epoch milliseconds of a timestamp (number, Date or date string), or undefined when it has none. */
-export const timestampMs = (timestamp: unknown): number | undefined => {
-  let ms: number
-  if (typeof timestamp === "number") ms = timestamp
-  else if (timestamp instanceof Date) ms = timestamp.getTime()
-  else if (typeof timestamp === "string" && timestamp.trim().length > 0) ms = Date.parse(timestamp)
-  else return undefined
-  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? ms : undefined
 }
 
 /** An entry that survived step 7, with its parsed time. */

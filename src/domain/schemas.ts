@@ -1,6 +1,10 @@
 import { Schema } from "effect"
 
-/** Equality filter on metadata fields: `{ type: "image", userId: "u1" }`. */
+/**
+ * A filter on metadata fields and the entry time: equality `{ type: "image", userId: "u1" }`, or
+ * operators `{ age: { $gte: 18 }, $or: [...], $since: "2024-01-01" }`. Any object decodes here;
+ * `parseFilter` (domain/filter.ts) says what it means and refuses what it cannot mean.
+ */
 export const Where = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type Where = typeof Where.Type
 

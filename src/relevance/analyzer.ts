@@ -13,6 +13,7 @@
  * stemmer +4 more, over plain lower-cased words.
  */
 import { stem } from "porter2"
+import { isImageType } from "../domain/filter.js"
 
 /** Longer runs are not words anyone asks about (a hash, an encoded blob), and PostgreSQL refuses lexemes of 2 KB. */
 export const MAX_TERM_LENGTH = 64
@@ -67,7 +68,7 @@ export const documentText = (entry: { readonly text: string; readonly metadata: 
 /** What an entry is embedded and matched by: an image by its caption when it has one, anything else by its text. */
 export const searchText = (entry: { readonly text: string; readonly metadata: Readonly<Record<string, unknown>> }): string => {
   const { type, caption } = entry.metadata
-  return typeof type === "string" && type.toLowerCase() === "image" && typeof caption === "string" && caption.trim() ? caption : entry.text
+  return isImageType(type) && typeof caption === "string" && caption.trim() ? caption : entry.text
 }
 
 /**

@@ -10,9 +10,9 @@ import {
   buildSeeds,
   combine,
   defaultResolvers,
+  matcherOf,
   MESSAGE_OVERHEAD_TOKENS,
   withinTokens,
-  matchesWhere,
   normalizeRequest,
   type Resolvers
 } from "../domain/compile.js"
@@ -104,7 +104,7 @@ export const make = (options: CompilerOptions = {}) =>
           }
           const usable = entries.filter((e): e is StoreEntry => e !== null && typeof e === "object" && !Array.isArray(e))
           state.invalid += entries.length - usable.length
-          return Effect.succeed(source.where === undefined ? usable : usable.filter((e) => matchesWhere(e, source.where)))
+          return Effect.succeed(source.where === undefined ? usable : usable.filter(matcherOf(source.where)))
         }),
         Effect.catchAllCause((cause): Effect.Effect<ReadonlyArray<StoreEntry>, SourceFailed> => {
           if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)

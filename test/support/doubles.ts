@@ -7,7 +7,7 @@ import type { LoadError } from "../../src/domain/errors.js"
 import { StoreUnavailable } from "../../src/domain/errors.js"
 import type { StoreEntry, Where } from "../../src/domain/schemas.js"
 import type { StoreManager } from "../../src/services/StoreManager.js"
-import { matchesWhere } from "../../src/domain/compile.js"
+import { matcherOf } from "../../src/domain/compile.js"
 
 export interface CannedManager extends StoreManager {
   readonly version: number
@@ -21,7 +21,7 @@ export const cannedManager = (
 ): CannedManager => {
   const calls: CannedManager["calls"] = { recent: 0, relevant: [] }
   const filter = (entries: ReadonlyArray<StoreEntry>, limit: number, where?: Where) =>
-    (options.honoursWhere ? entries.filter((e) => matchesWhere(e, where)) : entries).slice(0, limit)
+    (options.honoursWhere ? entries.filter(matcherOf(where)) : entries).slice(0, limit)
   return {
     name,
     version: options.version ?? 1,

@@ -11,14 +11,15 @@
  * - `insert`: upsert by id (with the vector and the analyzer's terms of each entry), in one transaction that holds the source's catalog row, so that the
  *   source's writes commit in `seq` order; then a `DataWritten` event with the new high-water
  *   sequence.
- * - `where` is equality on metadata fields as JSON containment (a bound parameter); `type: "image"`
- *   matches any case of "image", as compile's image test does.
+ * - `where` is parsed by domain/filter.ts and becomes a condition of bound parameters
+ *   (`filterSql.ts`), meaning what it means on the warm index and in the compile's re-check.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
 import { Effect, Either, MetricLabel, Schema } from "effect"
 import { timestampMs } from "../../domain/compile.js"
 import { errorReason, StoreQueryError } from "../../domain/errors.js"
+import { type Filter, filterKey, parseFilter } from "../../domain/filter.js"
 import { DataWritten } from "../../domain/events.js"
 import { NewEntry, type StoreEntry, type Where } from "../../domain/schemas.js"
 import { lexicalColumns, searchText, terms } from "../../relevance/analyzer.js"
@@ -28,7 +29,7 @@ import type { EmbedderShape } from "../../embedding/Embedder.js"
 import type { RelevanceQuery, StoreManager } from "../../services/StoreManager.js"
 import type { StoreEventsShape } from "../../services/StoreEvents.js"
 import type { SqlSourceDescriptor } from "./catalog.js"
-import { validateWhere } from "./identifiers.js"
+import { filterSql } from "./filterSql.js"
 import type { ResultCacheShape } from "./ResultCache.js"
 import { entriesTable } from "./storage.js"
 import { vectorLiteral } from "./vectorText.js"
@@ -68,26 +69,11 @@ const decodeRows = Schema.decodeUnknown(Schema.Array(EntryRow))
 const toEntries = (rows: ReadonlyArray<typeof EntryRow.Type>): Array<StoreEntry> =>
   rows.map((r) => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
 
-/** Whether a filter value asks for images (compile's image test is case-insensitive). */
-const isImageType = (value: unknown) => typeof value === "string" && value.toLowerCase() === "image"
-
-/** A validated filter as the JSON SQL contains, and whether it asks for images (matched apart, in any case). */
-const splitFilter = (where: Where) => {
-  const { type, ...rest } = where
-  const image = isImageType(type)
-  return { image, contained: JSON.stringify(image || type === undefined ? rest : where) }
-}
-
-/** The key of a query's result: the same for the SQL and the warm manager, which answer alike. */
+/** The key of a query's result: the same for the SQL and the warm manager, which answer alike; filters that parse alike share it. */
 export const resultKey = {
-  recent: (n: number, where: Where) => {
-    const { image, contained } = splitFilter(where)
-    return `recent\u0000${n}\u0000${image ? "image" : ""}\u0000${contained}`
-  },
-  relevant: (n: number, where: Where, question: ReadonlyArray<string>, exclude: ReadonlyArray<string>) => {
-    const { image, contained } = splitFilter(where)
-    return `relevant\u0000${n}\u0000${image ? "image" : ""}\u0000${contained}\u0000${JSON.stringify(question)}\u0000${JSON.stringify(exclude)}`
-  }
+  recent: (n: number, filter: Filter) => `recent\u0000${n}\u0000${filterKey(filter)}`,
+  relevant: (n: number, filter: Filter, question: ReadonlyArray<string>, exclude: ReadonlyArray<string>) =>
+    `relevant\u0000${n}\u0000${filterKey(filter)}\u0000${JSON.stringify(question)}\u0000${JSON.stringify(exclude)}`
 }
 
 /** The distinct non-blank query texts, in order. */
@@ -102,9 +88,9 @@ export const questionOf = (query: RelevanceQuery) => {
 /** A limit as a whole number, at least 0. */
 export const countOf = (limit: number) => Math.max(0, Math.floor(limit))
 
-/** A filter, validated; a bad one is the query's typed error. */
+/** A filter, parsed; a bad one is the query's typed error, naming its path. */
 export const validFilter = (id: string, operation: string, where: Where | undefined) =>
-  Either.mapLeft(validateWhere(where), (e) => new StoreQueryError({ id, operation, reason: e.message, cause: e }))
+  Either.mapLeft(parseFilter(where), (e) => new StoreQueryError({ id, operation, reason: e.message, cause: e }))
 
 export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDescriptor): StoreManager => {
   const { sql, embedder, events } = context
@@ -112,12 +98,6 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
   const mode = descriptor.vectorMode
   const table = sql(entriesTable(descriptor.storage))
   const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
-
-  /** The filter as a SQL condition. */
-  const conditionOf = (where: Where) => {
-    const { image, contained } = splitFilter(where)
-    return image ? sql`e.metadata @> ${contained}::jsonb AND lower(e.metadata->>'type') = 'image'` : sql`e.metadata @> ${contained}::jsonb`
-  }
 
   const getMostRecent = (limit: number, where?: Where) =>
     Effect.flatMap(validFilter(id, "getMostRecent", where), (valid) => {
@@ -127,7 +107,7 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
         id,
         "sql",
         resultKey.recent(n, valid),
-        sql`SELECT e.id, e.text, e.ts, e.metadata FROM ${table} e WHERE ${conditionOf(valid)} ORDER BY e.ts DESC, e.id COLLATE "C" DESC LIMIT ${n}`.pipe(
+        sql`SELECT e.id, e.text, e.ts, e.metadata FROM ${table} e WHERE ${filterSql(sql, valid)} ORDER BY e.ts DESC, e.id COLLATE "C" DESC LIMIT ${n}`.pipe(
           Effect.flatMap(decodeRows),
           Effect.map(toEntries),
           Effect.mapError(queryError("getMostRecent"))
@@ -207,7 +187,7 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
         Effect.gen(function* () {
           const vectors = yield* embedder.embed(question.texts).pipe(Effect.mapError(queryError("getMostRelevant")))
           const literals = vectors.map((v) => vectorLiteral(mode, v))
-          const rows = yield* rankSql(JSON.stringify(literals), question, conditionOf(valid), n).pipe(
+          const rows = yield* rankSql(JSON.stringify(literals), question, filterSql(sql, valid), n).pipe(
             Effect.flatMap(decodeRows),
             Effect.mapError(queryError("getMostRelevant"))
           )

@@ -7,11 +7,12 @@
  * - `search(question, limit, where, exclude)`: hybrid relevance (src/relevance/scoring.ts), the
  *   same answer as the SQL statement: BM25 from the inverted index, the vectors' cosine for the
  *   nearest rows (an exact search, `ExactSearch`), both spread to each row's neighbours in time;
- *   the filter and the excluded ids choose among the scored rows.
+ *   the filter (domain/filter.ts, `matchesRow`) and the excluded ids choose among the scored rows.
  * - `upsert` keeps it current row by row (by id); `bytes` estimates what it holds, for the cache's
  *   byte budget.
  */
-import type { StoreEntry, Where } from "../../../domain/schemas.js"
+import { type Filter, isAll, matchesRow } from "../../../domain/filter.js"
+import type { StoreEntry } from "../../../domain/schemas.js"
 import { CONTEXT_RADIUS, CONTEXT_WEIGHTS, roundScore, VECTOR_DEPTH, VECTOR_WEIGHT } from "../../../relevance/scoring.js"
 import { bestScores, nearest } from "./ExactSearch.js"
 import { LexicalIndex } from "./LexicalIndex.js"
@@ -43,23 +44,6 @@ export interface Question {
 interface Timeline {
   readonly rows: Int32Array
   readonly position: Int32Array
-}
-
-const isImage = (metadata: Readonly<Record<string, unknown>>) => typeof metadata.type === "string" && metadata.type.toLowerCase() === "image"
-
-const isImageFilter = (value: unknown) => typeof value === "string" && value.toLowerCase() === "image"
-
-/** Equality on every field of the filter; `type: "image"` in any case matches any case. */
-const matches = (metadata: Readonly<Record<string, unknown>>, where: Where): boolean => {
-  for (const key in where) {
-    const wanted = where[key]
-    if (key === "type" && isImageFilter(wanted)) {
-      if (!isImage(metadata)) return false
-    } else if (metadata[key] !== wanted) {
-      return false
-    }
-  }
-  return true
 }
 
 export class WarmIndex {
@@ -131,13 +115,13 @@ export class WarmIndex {
   }
 
   /** The newest `limit` entries that pass the filter, newest first (ties: larger id first). */
-  recent(limit: number, where: Where): Array<StoreEntry> {
+  recent(limit: number, where: Filter): Array<StoreEntry> {
     const order = (this.order ??= this.sortByTime())
     const out: Array<StoreEntry> = []
-    const filtered = Object.keys(where).length > 0
+    const filtered = !isAll(where)
     for (let i = 0; i < order.length && out.length < limit; i++) {
       const r = order[i]!
-      if (!filtered || matches(this.metadata[r]!, where)) out.push(this.entry(r))
+      if (!filtered || this.passes(r, where)) out.push(this.entry(r))
     }
     return out
   }
@@ -147,7 +131,7 @@ export class WarmIndex {
    * ranked by hybrid relevance to the question, best first, ties by id; only entries that score
    * above 0 (after rounding). The same answer as the SQL statement.
    */
-  search(question: Question, limit: number, where: Where, exclude: ReadonlySet<string> = new Set()): Array<StoreEntry> {
+  search(question: Question, limit: number, where: Filter, exclude: ReadonlySet<string> = new Set()): Array<StoreEntry> {
     if (limit <= 0 || this.count === 0) return []
     const timeline = (this.timeline ??= this.byTimeAscending())
     const base = this.baseScores(question)
@@ -158,10 +142,10 @@ export class WarmIndex {
       const p = timeline.position[row]!
       for (let d = Math.max(0, p - CONTEXT_RADIUS); d <= Math.min(timeline.rows.length - 1, p + CONTEXT_RADIUS); d++) near.add(timeline.rows[d]!)
     }
-    const filtered = Object.keys(where).length > 0
+    const filtered = !isAll(where)
     const candidates: Array<{ row: number; score: number }> = []
     for (const row of near) {
-      if (exclude.has(this.ids[row]!) || (filtered && !matches(this.metadata[row]!, where))) continue
+      if (exclude.has(this.ids[row]!) || (filtered && !this.passes(row, where))) continue
       const p = timeline.position[row]!
       let score = baseAt(p)
       for (let d = 1; d <= CONTEXT_RADIUS; d++) score += CONTEXT_WEIGHTS[d - 1]! * (baseAt(p - d) + baseAt(p + d))
@@ -226,6 +210,11 @@ export class WarmIndex {
       const last = top.length === VECTOR_DEPTH ? top[VECTOR_DEPTH - 1]!.score : -Infinity
       if (k >= this.count || last > cut + SCORE_EPSILON || cut <= 0) return top
     }
+  }
+
+  /** Whether row `r` passes the filter (domain/filter.ts: the one meaning of a `where`). */
+  private passes(r: number, where: Filter): boolean {
+    return matchesRow(where, this.metadata[r]!, this.timestamps[r]!)
   }
 
   private sortByTime(): Int32Array {
