@@ -33,6 +33,8 @@ export interface CompileOptions {
   readonly recentLimit?: number
   readonly queryLimit?: number
   readonly limit?: number
+  /** A token budget: the messages, most relevant first, never total more (README "Relevance"). */
+  readonly maxTokens?: number
   readonly onSourceError?: "skip" | "fail"
 }
 
