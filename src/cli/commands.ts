@@ -165,9 +165,10 @@ const compileCommand = Command.make(
     sources: Options.text("source").pipe(Options.atLeast(1), Options.withDescription(options.compileSource.doc)),
     texts: Options.text("text").pipe(Options.repeated, Options.withDescription(options.compileText.doc)),
     limit: Options.integer("limit").pipe(Options.withDescription(options.compileLimit.doc), Options.optional),
+    maxTokens: Options.integer("max-tokens").pipe(Options.withDescription(options.compileMaxTokens.doc), Options.optional),
     json: Options.boolean("json").pipe(Options.withDescription(options.compileJson.doc))
   },
-  ({ dataDir, sources, texts, limit, json }) =>
+  ({ dataDir, sources, texts, limit, maxTokens, json }) =>
     Effect.gen(function* () {
       const registry = yield* StoreManagerRegistry
       const known = (yield* registry.catalog).map((d) => d.id)
@@ -176,10 +177,12 @@ const compileCommand = Command.make(
         return yield* new CliError({ message: `unknown source ${JSON.stringify(unknown[0])} (known: ${known.join(", ") || "none"})` })
       }
       if (Option.isSome(limit) && limit.value < 1) return yield* new UsageError({ message: `--limit must be at least 1 (got ${limit.value})` })
+      if (Option.isSome(maxTokens) && maxTokens.value < 1) return yield* new UsageError({ message: `--max-tokens must be at least 1 (got ${maxTokens.value})` })
       const messages = yield* (yield* ContextCompiler).compile({
         sources: sources.map((id) => ({ id })),
         texts,
         ...(Option.isSome(limit) ? { limit: limit.value } : {}),
+        ...(Option.isSome(maxTokens) ? { maxTokens: maxTokens.value } : {}),
         onSourceError: "fail"
       })
       yield* Console.log(json ? JSON.stringify(messages, null, 2) : messages.map(formatMessage).join("\n"))

@@ -51,7 +51,11 @@ export const options = {
   },
   compileLimit: {
     usage: "--limit <n>",
-    doc: "Entries each relevance search returns per source (default 20, at least 1); the context keeps the newest 2 × n × sources messages at most."
+    doc: "Entries each relevance search returns per source (default 20, at least 1); the context keeps at most 2 × n × sources messages, the most relevant."
+  },
+  compileMaxTokens: {
+    usage: "--max-tokens <n>",
+    doc: "A token budget: the most relevant messages that fit in n tokens (cl100k_base), shown in time order (default: $PANTHEON_MAX_TOKENS, else none)."
   },
   compileJson: { usage: "--json", doc: "Print the messages as a JSON array instead of one line each." },
   metricsPort: { usage: "--metrics-port <port>", doc: "Port of /metrics and /healthz on 127.0.0.1 (default 9464; 0: any free port)." }
@@ -73,9 +77,9 @@ export const commands: ReadonlyArray<CommandDoc> = [
   },
   {
     name: "compile",
-    synopsis: "compile --source <id>... [--text <text>]... [--limit <n>] [--json]",
+    synopsis: "compile --source <id>... [--text <text>]... [--limit <n>] [--max-tokens <n>] [--json]",
     summary: "Compile context from sources and print it.",
-    options: [options.compileSource, options.compileText, options.compileLimit, options.compileJson]
+    options: [options.compileSource, options.compileText, options.compileLimit, options.compileMaxTokens, options.compileJson]
   },
   { name: "stats", synopsis: "stats", summary: "Show what the store holds.", options: [] },
   {
