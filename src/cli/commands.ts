@@ -19,8 +19,7 @@ import { Embedder } from "../embedding/Embedder.js"
 import { bytesHeld, ManagerCache } from "../services/ManagerCache.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
-import { validateSourceId } from "../stores/sql/identifiers.js"
-import { ingest, readEntries } from "./ingest.js"
+import { ingest, ingestFile, progressBar, readEntries } from "./ingest.js"
 
 /** A usage error found after parsing (an unknown source, a bad limit). */
 class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
@@ -62,22 +61,13 @@ const formatMessage = (m: Message) => {
   return `[${m.role}] ${m.content}${images}`
 }
 
-const progress = (source: string) => (done: number, total: number) =>
-  Effect.sync(() => {
-    if (!process.stderr.isTTY) return
-    const width = 30
-    const filled = Math.round((done / total) * width)
-    process.stderr.write(`\r  ${source.padEnd(18)} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`)
-    if (done === total) process.stderr.write("\r\x1b[K")
-  })
-
 const ingestSample = Effect.gen(function* () {
   const files = readdirSync(SAMPLE_DIR).filter((f) => f.endsWith(".jsonl")).sort()
   yield* Console.log(`First run: ingesting the sample corpus (${SAMPLE_DIR})`)
   for (const file of files) {
     const source = file.replace(/\.jsonl$/, "")
     const entries = yield* readEntries(join(SAMPLE_DIR, file))
-    yield* ingest(source, entries, progress(source))
+    yield* Effect.scoped(Effect.flatMap(progressBar(source), (onProgress) => ingest(source, entries, onProgress)))
     yield* Console.log(`  ${source.padEnd(18)} ${entries.length} entries`)
   }
 })
@@ -144,16 +134,10 @@ const ingestCommand = Command.make(
   {
     dataDir,
     file: Args.text({ name: "file.jsonl" }).pipe(Args.withDescription("A JSONL file: one {id, text, timestamp, metadata} object a line")),
-    source: Options.text("source").pipe(Options.withDescription("The source to ingest into (registered when new)"))
+    source: Options.text("source").pipe(Options.withDescription("The source to ingest into (registered when new)")),
+    quiet: Options.boolean("quiet").pipe(Options.withDescription("No progress, only the final line"))
   },
-  ({ dataDir, file, source }) =>
-    Effect.gen(function* () {
-      // The file is read and checked before the store opens: a bad file fails fast and touches nothing.
-      yield* validateSourceId(source)
-      const entries = yield* readEntries(file)
-      const result = yield* ingest(source, entries, progress(source)).pipe(Effect.provide(app(dataDir)))
-      yield* Console.log(`Ingested ${result.entries} entries into ${source}${result.registered ? " (new source)" : ""}.`)
-    })
+  ({ dataDir, file, source, quiet }) => ingestFile({ file, source, quiet }, app(dataDir))
 ).pipe(Command.withDescription("Ingest a JSONL file into a source, all or nothing"))
 
 const compileCommand = Command.make(

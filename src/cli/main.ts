@@ -6,7 +6,7 @@
  */
 import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { type Cause, Console, Effect, Logger, LogLevel } from "effect"
+import { type Cause, Console, Effect, Exit, Logger, LogLevel } from "effect"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -33,4 +33,10 @@ const program = Effect.suspend(() => Command.run(command, { name: "pantheon-pers
   Effect.provide(NodeContext.layer)
 )
 
-NodeRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true })
+// A signal ends the run with 128 + its number (runMain's own teardown says 0 for an interruption), and any failure exits at once.
+let signalled: number | undefined
+process.once("SIGINT", () => (signalled ??= 130)).once("SIGTERM", () => (signalled ??= 143))
+const teardown = (exit: Exit.Exit<unknown, unknown>, onExit: (code: number) => void) =>
+  onExit(signalled ?? (Number(process.exitCode ?? 0) || (Exit.isFailure(exit) ? 1 : 0)))
+
+NodeRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true, teardown })
