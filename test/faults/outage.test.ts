@@ -1,7 +1,8 @@
 /**
  * The server in trouble: a warm manager whose catch-up read fails answers from what it holds
  * (counted, logged once) and catches up when the database is back, through the loopback proxy the
- * outage tests cut and restore.
+ * outage tests cut and restore; a statement past its deadline is cancelled on the server, so
+ * abandoned work never fills the pool.
  */
 import { Effect, Layer, Logger, ManagedRuntime, Metric, MetricLabel, Stream } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
@@ -12,7 +13,9 @@ import { cacheStaleServed } from "../../src/metrics.js"
 import { ContextCompiler } from "../../src/services/ContextCompiler.js"
 import { StoreEvents } from "../../src/services/StoreEvents.js"
 import { SqlStore } from "../../src/stores/sql/SqlStore.js"
-import { makeProxy, schemaForFile } from "../support/postgres.js"
+import { entriesTable } from "../../src/stores/sql/storage.js"
+import pg from "pg"
+import { makeProxy, query, schemaForFile } from "../support/postgres.js"
 
 const db = await schemaForFile("outage")
 const channel = `pantheon_outage_${Math.random().toString(36).slice(2, 8)}`
@@ -74,5 +77,45 @@ describe.skipIf(!db.up)("a warm manager in an outage", () => {
     await proxy.restore()
     // Back: the manager catches up (or, once the listener is back, the resync reloads it).
     expect(await until(async () => (await texts()).includes("entry 4"))).toBe(true)
+  }, 90_000)
+})
+
+describe.skipIf(!db.up)("a statement past its deadline", () => {
+  it("is cancelled on the server: after 20 compiles over a source that never answers, no statement of ours is left running", async () => {
+    const app = "pantheon-cancel"
+    const runtime = ManagedRuntime.make(
+      PersistenceAdapterLive({ cache: { queryTimeout: "300 millis", warmBytes: 0, failureTtl: 0 } }).pipe(
+        Layer.provideMerge(
+          PostgresStoreLive({ url: db.url, channel, maxConnections: 4, applicationName: app, resultCache: false, embedder: Embedder.layerFeatureHashing({ dimensions: 64 }) })
+        )
+      )
+    )
+    runtimes.push(runtime)
+    await runtime.runPromise(Effect.flatMap(SqlStore, (s) => Effect.flatMap(s.registerSource("slow"), () => Effect.flatMap(s.open("slow"), (m) => m.insert([1, 2].map(entry))))))
+    const compile = (i: number) => runtime.runPromise(Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "slow" }], texts: [`question ${i}`] })))
+    expect(await compile(0)).toHaveLength(2)
+
+    // The source never answers: another session holds its table locked, so every read of it waits.
+    const [{ storage }] = await runtime.runPromise(Effect.flatMap(SqlStore, (s) => s.catalog)).then((c) => c.filter((d) => d.id === "slow") as unknown as Array<{ storage: number }>)
+    const table = entriesTable(storage)
+    const locker = new pg.Client({ connectionString: db.url })
+    await locker.connect()
+    try {
+      await locker.query(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+      // Each compile ends at its deadline with the source skipped (three times the pool's connections at once).
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => compile(i + 1)))
+      expect(answers.map((a) => a.length), JSON.stringify(answers[0])).toEqual(answers.map(() => 0))
+      const running = () =>
+        query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'", [app]).then((r) => Number(r[0]!.n))
+      const deadline = Date.now() + 1000
+      let left = await running()
+      while (left > 0 && Date.now() < deadline) left = await running()
+      expect(left).toBe(0)
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {})
+      await locker.end()
+    }
+    // The pool is free again: the source answers once it can.
+    expect(await compile(99)).toHaveLength(2)
   }, 90_000)
 })
