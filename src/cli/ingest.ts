@@ -6,9 +6,11 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SingleBar } from "cli-progress"
-import { Console, Data, Effect, Either, type Layer, ParseResult, Schema } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Console, Data, Effect, Either, type Layer, Option, ParseResult, Schema } from "effect"
 import { readFile } from "node:fs/promises"
 import { timestampMs } from "../domain/compile.js"
+import { errorReason, StoreUnavailable } from "../domain/errors.js"
 import { NewEntry } from "../domain/schemas.js"
 import { validateSourceId } from "../stores/sql/identifiers.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
@@ -158,6 +160,14 @@ export const ingest = (
         const after = known ? yield* store.countEntries(sourceId) : entries.length
         return { registered: !known, entries: entries.length, replaced: entries.length - (after - before) } satisfies IngestResult
       }))), () => Effect.sync(onCommitted))
+    ).pipe(
+      // A rollback that fails dies (@effect/sql's withTransaction): the connection is lost or the disk
+      // is full, and the server rolls back itself. Said in words, with the server's reason.
+      Effect.catchSomeDefect((defect) =>
+        defect instanceof SqlError
+          ? Option.some(Effect.fail(new StoreUnavailable({ id: sourceId, reason: `the ingest was not committed: ${errorReason(defect)}`, cause: defect })))
+          : Option.none()
+      )
     )
   }).pipe(Effect.withSpan("ingest", { attributes: { source: sourceId, entries: entries.length } }))
 

@@ -13,7 +13,7 @@ import { Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { INTERRUPTED, parseJsonl } from "../../src/cli/ingest.js"
 import { pantheon, root, run } from "../support/cli.js"
-import { schemaForFile } from "../support/postgres.js"
+import { makeProxy, schemaForFile } from "../support/postgres.js"
 
 const dir = mkdtempSync(join(tmpdir(), "pantheon-ingest-"))
 const children: Array<ChildProcess> = []
@@ -33,8 +33,8 @@ const big = writeJsonl("big.jsonl", entries(50_000, "big"))
 const data = join(dir, "data")
 
 /** The ingest of `big` on a terminal (script(1) gives it one), with everything it printed so far. */
-const ingestOnTty = (env: Record<string, string>) => {
-  const command = `exec ${process.execPath} --import tsx src/cli/main.ts ingest ${big} --source chat --data-dir ${data} --lock-timeout 600`
+const ingestOnTty = (env: Record<string, string>, source = "chat") => {
+  const command = `exec ${process.execPath} --import tsx src/cli/main.ts ingest ${big} --source ${source} --data-dir ${data} --lock-timeout 600`
   const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: root, env: { ...process.env, ...env, COLUMNS: "200" }, stdio: ["pipe", "pipe", "pipe"] })
   children.push(child)
   let output = ""
@@ -158,4 +158,23 @@ describe("progress", () => {
     expect(r.code).toBe(0)
     expect(r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").trim()).toBe("Ingested 2000 entries into q (new source).")
   }, 60_000)
+})
+
+describe.skipIf(!pg.up)("the server lost during an ingest", () => {
+  it("is a StoreUnavailable with the server's reason, not an unexpected failure, and nothing is written", async () => {
+    const proxy = await makeProxy()
+    try {
+      const ingest = ingestOnTty({ PANTHEON_DATABASE_URL: proxy.url(pg.url) }, "lost")
+      await ingest.seen((o) => done(o).some((n) => n > 0))
+      await proxy.cut()
+      expect(await ingest.exit).toBe(1)
+      const line = lastLine(ingest.output())!
+      expect(line).toMatch(/^error: Store "lost" unavailable: the ingest was not committed: \S/)
+      expect(line).not.toContain("unexpected failure")
+    } finally {
+      await proxy.close()
+    }
+    const after = await cli({ PANTHEON_DATABASE_URL: pg.url }, "sources")
+    expect(after.stdout).not.toContain("lost")
+  }, 300_000)
 })
