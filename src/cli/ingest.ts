@@ -13,6 +13,7 @@ import { timestampMs } from "../domain/compile.js"
 import { errorReason, StoreUnavailable } from "../domain/errors.js"
 import { NewEntry } from "../domain/schemas.js"
 import { validateSourceId } from "../stores/sql/identifiers.js"
+import { lowSpace, PgliteClient } from "../stores/sql/PgliteClient.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
 
 export class IngestError extends Data.TaggedError("IngestError")<{ readonly file: string; readonly line?: number; readonly reason: string }> {
@@ -167,6 +168,13 @@ export const ingest = (
         defect instanceof SqlError
           ? Option.some(Effect.fail(new StoreUnavailable({ id: sourceId, reason: `the ingest was not committed: ${errorReason(defect)}`, cause: defect })))
           : Option.none()
+      ),
+      // On the embedded store, a write that failed on a full disk says so, with the directory and its free space.
+      Effect.catchAll((e) =>
+        Effect.flatMap(Effect.serviceOption(PgliteClient), (client) => {
+          const space = Option.isSome(client) && !client.value.dataDir.includes("://") ? lowSpace(client.value.dataDir) : undefined
+          return Effect.fail(space === undefined ? e : new StoreUnavailable({ id: sourceId, reason: `${e instanceof StoreUnavailable ? e.reason : errorReason(e)}; ${space}`, cause: e }))
+        })
       )
     )
   }).pipe(Effect.withSpan("ingest", { attributes: { source: sourceId, entries: entries.length } }))

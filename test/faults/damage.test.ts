@@ -18,19 +18,23 @@ import { SqlStore } from "../../src/stores/sql/SqlStore.js"
 import { pantheon } from "../support/cli.js"
 
 const dir = mkdtempSync(join(tmpdir(), "pantheon-damage-"))
-const tiny = join(dir, "tiny")
-mkdirSync(tiny)
-// A file system of 2 MB: too small for a database (root may mount one; skipped elsewhere).
-const mounted = (() => {
+/** A tmpfs of `size` at `dir/name` (root may mount one; the tests that need it are skipped elsewhere). */
+const tmpfs = (name: string, size: string) => {
+  const path = join(dir, name)
+  mkdirSync(path)
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", tiny], { stdio: "ignore" })
-    return true
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path], { stdio: "ignore" })
+    return path
   } catch {
-    return false
+    return undefined
   }
-})()
+}
+// 2 MB: too small for a database. 48 MB: a new database fits (about 39 MB), 50,000 entries do not.
+const tiny = tmpfs("tiny", "2m")
+const small = tmpfs("small", "48m")
+const mounted = tiny !== undefined
 afterAll(() => {
-  if (mounted) execFileSync("umount", [tiny])
+  for (const path of [tiny, small]) if (path !== undefined) execFileSync("umount", [path])
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -88,7 +92,7 @@ describe("a store that fails to start", () => {
       .filter((target) => target.startsWith(path))
 
   it.skipIf(!mounted)("on a full file system: fails naming the directory and the free space, lets go of the lock, and five failures hold no memory", async () => {
-    const data = join(tiny, "data")
+    const data = join(tiny!, "data")
     const failures: Array<string> = []
     let first = 0
     for (let i = 0; i < 5; i++) {
@@ -100,8 +104,8 @@ describe("a store that fails to start", () => {
       if (i === 0) first = rssAfterGc()
     }
     // Nor a file: the failed start's open files are closed (they kept the file system busy).
-    expect(openFilesUnder(tiny)).toEqual([])
-    expect(failures[0]).toMatch(new RegExp(`^PGlite: failed to open ${data}: .*the file system holding it is full or nearly \\(\\d+\\.\\d MB free\\)`))
+    expect(openFilesUnder(tiny!)).toEqual([])
+    expect(failures[0]).toMatch(new RegExp(`^PGlite: failed to open ${data}: .*the file system holding ${data} is full or nearly \\(\\d+\\.\\d MB free\\)`))
     // Each failed open used to keep about 160 MB (339 → 1,151 MB over six).
     expect(rssAfterGc() - first).toBeLessThan(150 * 1024 * 1024)
   }, 300_000)
@@ -120,5 +124,18 @@ describe("a store that fails to start", () => {
     const cli = await pantheon("sources", "--data-dir", data)
     expect(cli.code).toBe(1)
     expect(cli.stderr).toMatch(new RegExp(`^error: PGlite: failed to open ${data}`))
+  }, 300_000)
+})
+
+describe("a disk that fills during an ingest", () => {
+  // What fails first varies (the insert: "No space left on device"; or the rollback: "cannot drop active portal").
+  it.skipIf(small === undefined)("fails the ingest naming the directory and its free space, and nothing is written", async () => {
+    const data = join(small!, "data")
+    const file = join(dir, "big.jsonl")
+    writeFileSync(file, Array.from({ length: 50_000 }, (_, i) => JSON.stringify({ id: `b${i}`, text: `entry ${i} about the deploy and the checkout`, timestamp: i + 1 })).join("\n"))
+    const r = await pantheon("ingest", file, "--source", "big", "--data-dir", data)
+    expect(r.code).toBe(1)
+    expect(r.stderr.trim()).toMatch(new RegExp(`^error: Store "big" unavailable: (?!Store).*; the file system holding ${data} is full or nearly \\(\\d+\\.\\d MB free\\)$`))
+    expect((await pantheon("sources", "--data-dir", data)).stdout).not.toContain("big")
   }, 300_000)
 })

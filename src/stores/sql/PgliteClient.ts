@@ -77,6 +77,17 @@ const startCreating = (dataDir: string): string | undefined => {
 /** Below this much free space, a failed start is put down to a full disk. */
 const LOW_SPACE_BYTES = 64 * 1024 * 1024
 
+/** `the file system holding <dataDir> is full or nearly (N MB free)` when it is, else undefined. */
+export const lowSpace = (dataDir: string): string | undefined => {
+  try {
+    const fs = statfsSync(dataDir)
+    const free = fs.bavail * fs.bsize
+    return free < LOW_SPACE_BYTES ? `the file system holding ${dataDir} is full or nearly (${(free / 1024 / 1024).toFixed(1)} MB free)` : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Why a start failed, in words: PGlite's file-system errors are plain objects (`[object Object]` as text). */
 const startFailure = (cause: unknown, dataDir: string): string => {
   const said =
@@ -85,12 +96,8 @@ const startFailure = (cause: unknown, dataDir: string): string => {
       : typeof (cause as { errno?: unknown } | null)?.errno === "number"
         ? `a file-system error (errno ${(cause as { errno: number }).errno})`
         : String(cause)
-  try {
-    const fs = statfsSync(dataDir)
-    const free = fs.bavail * fs.bsize
-    if (free < LOW_SPACE_BYTES) return `${said}; the file system holding it is full or nearly (${(free / 1024 / 1024).toFixed(1)} MB free)`
-  } catch {}
-  return said
+  const space = lowSpace(dataDir)
+  return space === undefined ? said : `${said}; ${space}`
 }
 
 /** The files a failed start left open in PGlite's file system (its close gives up before them). */
