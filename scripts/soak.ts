@@ -1,10 +1,15 @@
 /**
  * npm run soak -- --minutes N: compiles, writes and invalidations against the embedded store for N
- * minutes (default 1), printing compiles, errors, RSS and heap every 10 s. Exits 1 if any operation
+ * minutes (default 1), with the reliability faults mixed in (a data-directory lock taken and let
+ * go, a lock left by a dead process reclaimed, a Promise facade disposed under a running compile,
+ * which must reject with AdapterDisposed), printing compiles, errors, RSS and heap every 10 s. Exits 1 if any operation
  * failed or if memory trends upward (the heap's least-squares slope over the second half of the run
  * above 1 MiB a minute, after collections).
  */
 import { Effect, Layer, ManagedRuntime } from "effect"
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { hostname, tmpdir } from "node:os"
+import { join } from "node:path"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { Invalidated } from "../src/domain/events.js"
@@ -12,6 +17,8 @@ import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { StoreEvents } from "../src/services/StoreEvents.js"
+import { makePantheonPersistenceAdapter } from "../src/promise/makePantheonPersistenceAdapter.js"
+import { LOCK_FILE, lock, STALE_AFTER_MS } from "../src/stores/sql/DataDirLock.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 
 setFlagsFromString("--expose-gc")
@@ -39,7 +46,37 @@ const runtime = ManagedRuntime.make(
 const words = "deploy checkout database migration timeout payment webhook retry cache latency invoice refund agent task memory vector".split(" ")
 const sentence = (n: number) => Array.from({ length: n }, () => words[Math.floor(Math.random() * words.length)]).join(" ")
 
-const counters = { compiles: 0, writes: 0, invalidations: 0, errors: 0 }
+const counters = { compiles: 0, writes: 0, invalidations: 0, faults: 0, errors: 0 }
+const lockDir = mkdtempSync(join(tmpdir(), "pantheon-soak-"))
+
+/** One of the reliability faults, each checked: a failed check is an error of the run. */
+const fault = async (i: number) => {
+  const check = (ok: boolean, what: string) => {
+    if (!ok) throw new Error(what)
+  }
+  if (i % 2 === 0) {
+    // A lock left by a process on another host that stopped beating: reclaimed, then let go.
+    writeFileSync(join(lockDir, LOCK_FILE), JSON.stringify({ pid: 7, host: `gone-${hostname()}`, token: "gone" }))
+    const when = new Date(Date.now() - STALE_AFTER_MS - 1000)
+    utimesSync(join(lockDir, LOCK_FILE), when, when)
+    const release = await lock(lockDir, 0)
+    release()
+    check(!existsSync(join(lockDir, LOCK_FILE)), "the lock was not let go")
+  } else {
+    const adapter = makePantheonPersistenceAdapter({
+      getStoreManagers: async () => [{ name: "stuck", getMostRecent: () => new Promise<Array<unknown>>(() => {}), getMostRelevant: async () => [] }]
+    })
+    const running = adapter.compile({ sources: [{ id: "stuck" }] }).then(
+      () => "resolved",
+      (e: { _tag?: string }) => e._tag
+    )
+    await new Promise((r) => setTimeout(r, 5))
+    await adapter.dispose()
+    const outcome = await running
+    check(outcome === "AdapterDisposed", `a compile under dispose() ended with ${outcome}`)
+  }
+  counters.faults++
+}
 const samples: Array<{ t: number; heap: number; rss: number }> = []
 
 const seed = Effect.gen(function* () {
@@ -73,7 +110,7 @@ const sample = (started: number) => {
   const { heapUsed, rss } = process.memoryUsage()
   samples.push({ t: (Date.now() - started) / 60_000, heap: heapUsed, rss })
   const mb = (n: number) => (n / 1024 / 1024).toFixed(1)
-  console.log(`${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  compiles ${counters.compiles}  writes ${counters.writes}  invalidations ${counters.invalidations}  errors ${counters.errors}  rss ${mb(rss)} MB  heap ${mb(heapUsed)} MB`)
+  console.log(`${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  compiles ${counters.compiles}  writes ${counters.writes}  invalidations ${counters.invalidations}  faults ${counters.faults}  errors ${counters.errors}  rss ${mb(rss)} MB  heap ${mb(heapUsed)} MB`)
 }
 
 /** Least-squares slope of heap against minutes. */
@@ -95,6 +132,12 @@ for (let i = 0; Date.now() - started < minutes * 60_000; i++) {
     counters.errors++
     if (counters.errors <= 5) console.error(`error: ${String(exit.cause)}`)
   }
+  if (i % 100 === 99) {
+    await fault(i / 100).catch((e: Error) => {
+      counters.errors++
+      if (counters.errors <= 5) console.error(`error: ${e.message}`)
+    })
+  }
   if (Date.now() >= nextSample) {
     sample(started)
     nextSample += 10_000
@@ -102,6 +145,7 @@ for (let i = 0; Date.now() - started < minutes * 60_000; i++) {
 }
 sample(started)
 await runtime.dispose()
+rmSync(lockDir, { recursive: true, force: true })
 
 const secondHalf = samples.slice(Math.floor(samples.length / 2))
 const trend = secondHalf.length >= 3 ? slope(secondHalf) : 0
@@ -110,4 +154,4 @@ if (counters.errors > 0 || trend > SLOPE_LIMIT) {
   console.error(`soak failed: ${counters.errors} errors${trend > SLOPE_LIMIT ? ", memory trends upward" : ""}`)
   process.exit(1)
 }
-console.log(`soak passed: ${counters.compiles} compiles, ${counters.writes} writes, ${counters.invalidations} invalidations, no errors, flat memory`)
+console.log(`soak passed: ${counters.compiles} compiles, ${counters.writes} writes, ${counters.invalidations} invalidations, ${counters.faults} faults, no errors, flat memory`)

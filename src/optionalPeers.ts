@@ -10,6 +10,7 @@ import { MissingPackage } from "./domain/errors.js"
 export const optionalPeers = {
   "@effect/cli": "^0.77.2",
   "@effect/platform-node": "^0.108.2",
+  "cli-progress": "^3.12.0",
   "@effect/opentelemetry": "^0.64.1",
   "@opentelemetry/exporter-prometheus": "0.223.0"
 } as const

@@ -19,10 +19,9 @@ import { Embedder } from "../embedding/Embedder.js"
 import { bytesHeld, ManagerCache } from "../services/ManagerCache.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
-import { validateSourceId } from "../stores/sql/identifiers.js"
 import { BIN, common, commands, options } from "./help.js"
-import { ingest, readEntries } from "./ingest.js"
-import { showsProgress } from "./terminal.js"
+import { ingest, ingestFile, progressBar, readEntries } from "./ingest.js"
+import { quiet } from "./terminal.js"
 
 /** A failure found after parsing, such as an unknown source (exit code 1). */
 export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
@@ -64,22 +63,13 @@ const formatMessage = (m: Message) => {
   return `[${m.role}] ${m.content}${images}`
 }
 
-const progress = (source: string) => (done: number, total: number) =>
-  Effect.sync(() => {
-    if (!showsProgress(process.stderr)) return
-    const width = 30
-    const filled = Math.round((done / total) * width)
-    process.stderr.write(`\r  ${source.padEnd(18)} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`)
-    if (done === total) process.stderr.write("\r\x1b[K")
-  })
-
 const ingestSample = Effect.gen(function* () {
   const files = readdirSync(SAMPLE_DIR).filter((f) => f.endsWith(".jsonl")).sort()
   yield* Console.log(`First run: ingesting the sample corpus (${SAMPLE_DIR})`)
   for (const file of files) {
     const source = file.replace(/\.jsonl$/, "")
     const entries = yield* readEntries(join(SAMPLE_DIR, file))
-    yield* ingest(source, entries, progress(source))
+    yield* Effect.scoped(Effect.flatMap(progressBar(source), (onProgress) => ingest(source, entries, onProgress)))
     yield* Console.log(`  ${source.padEnd(18)} ${entries.length} entries`)
   }
 })
@@ -148,14 +138,8 @@ const ingestCommand = Command.make(
     file: Args.text({ name: "file.jsonl" }).pipe(Args.withDescription(options.ingestFile.doc)),
     source: Options.text("source").pipe(Options.withDescription(options.ingestSource.doc))
   },
-  ({ dataDir, file, source }) =>
-    Effect.gen(function* () {
-      // The file is read and checked before the store opens: a bad file fails fast and touches nothing.
-      yield* validateSourceId(source)
-      const entries = yield* readEntries(file)
-      const result = yield* ingest(source, entries, progress(source)).pipe(Effect.provide(app(dataDir)))
-      yield* Console.log(`Ingested ${result.entries} entries into ${source}${result.registered ? " (new source)" : ""}.`)
-    })
+  // `--quiet` is a global flag (terminal.ts), taken off the command line before it is parsed.
+  ({ dataDir, file, source }) => ingestFile({ file, source, quiet }, app(dataDir))
 ).pipe(Command.withDescription(summary("ingest")))
 
 const compileCommand = Command.make(

@@ -7,7 +7,7 @@
  * Its packages (@effect/cli, @effect/platform-node) are optional peer dependencies of the library:
  * without them it says what to install.
  */
-import { type Cause, Console, Effect, Either, Logger, LogLevel } from "effect"
+import { type Cause, Console, Effect, Either, Exit, Logger, LogLevel } from "effect"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -22,7 +22,7 @@ const argv = withoutGlobalFlags(process.argv)
 const args = argv.slice(2)
 const subcommand = commandOf(args)
 
-const cli = importOptional("the command line", ["@effect/cli", "@effect/platform-node"], () =>
+const cli = importOptional("the command line", ["@effect/cli", "@effect/platform-node", "cli-progress"], () =>
   Promise.all([
     import("@effect/cli/Command"),
     import("@effect/platform-node/NodeContext"),
@@ -31,6 +31,12 @@ const cli = importOptional("the command line", ["@effect/cli", "@effect/platform
     import("./report.js")
   ])
 )
+
+// A signal ends the run with 128 + its number (runMain's own teardown says 0 for an interruption), and any failure exits at once.
+let signalled: number | undefined
+process.once("SIGINT", () => (signalled ??= 130)).once("SIGTERM", () => (signalled ??= 143))
+const teardown = (exit: Exit.Exit<unknown, unknown>, onExit: (code: number) => void) =>
+  onExit(signalled ?? (Number(process.exitCode ?? 0) || (Exit.isFailure(exit) ? 1 : 0)))
 
 const main = async () => {
   // Help and version need none of the optional peers.
@@ -66,7 +72,7 @@ const main = async () => {
     Effect.provide(NodeContext.layer)
   )
 
-  NodeRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true })
+  NodeRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true, teardown })
 }
 
 await main()

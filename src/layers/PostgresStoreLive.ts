@@ -1,6 +1,7 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
+import type pg from "pg"
 import { envInteger, envText, envValue, isUrl } from "../domain/config.js"
 import type { EmbedError } from "../domain/errors.js"
 import { InvalidConfig } from "../domain/errors.js"
@@ -45,16 +46,19 @@ export const PostgresStoreLive = (
   }
   const url = typeof options.url === "string" ? Redacted.make(options.url) : options.url
   const applicationName = options.applicationName ?? "pantheon-persistence"
+  const connectTimeout = Duration.decode(options.connectTimeout ?? Duration.seconds(5))
+  const config: pg.PoolConfig = {
+    connectionString: Redacted.value(url),
+    max: max - 1,
+    application_name: applicationName,
+    connectionTimeoutMillis: Duration.toMillis(connectTimeout),
+    idleTimeoutMillis: 30_000
+  }
   // @effect/sql-pg (and pg) load when this layer is built, not when the package is imported.
   const client = Layer.unwrapEffect(
-    Effect.map(Effect.promise(() => import("@effect/sql-pg/PgClient")), (PgClient) =>
-      PgClient.layer({
-        url,
-        maxConnections: max - 1,
-        applicationName,
-        connectTimeout: options.connectTimeout ?? Duration.seconds(5),
-        idleTimeout: Duration.seconds(30)
-      })
+    Effect.map(
+      Effect.promise(() => Promise.all([import("@effect/sql-pg/PgClient"), import("pg")])),
+      ([PgClient, { default: driver }]) => PgClient.layerFromPool({ acquire: acquirePool(driver, config, connectTimeout), applicationName })
     )
   )
   const events = PgStoreEvents.layer({ url, applicationName, ...(options.channel ? { channel: options.channel } : {}) })
@@ -64,6 +68,44 @@ export const PostgresStoreLive = (
     Layer.provideMerge(Layer.merge(client, options.embedder ?? Embedder.layerFromEnv))
   )
 }
+
+/** The statement `@effect/sql-pg` sends to cancel a statement whose fiber was interrupted (a deadline). */
+const CANCEL = /^SELECT pg_cancel_backend\((\d+)\)$/
+
+/**
+ * The pool, with cancels that do not wait for it. `@effect/sql-pg` cancels an interrupted statement
+ * with `pg_cancel_backend` sent through the pool, so when the pool is full of the very statements
+ * to cancel, the cancel waits behind them and gives up: past-deadline statements kept running and
+ * the pool filled with them. Here a cancel goes over a connection of its own, opened and closed at once.
+ */
+const acquirePool = (driver: typeof pg, config: pg.PoolConfig, connectTimeout: Duration.Duration) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const pool = new driver.Pool(config)
+      pool.on("error", () => {})
+      const query = pool.query.bind(pool) as (...args: Array<unknown>) => unknown
+      ;(pool as { query: unknown }).query = (...args: Array<unknown>) => {
+        const done = args.at(-1)
+        if (typeof args[0] !== "string" || !CANCEL.test(args[0]) || typeof done !== "function") return query(...args)
+        const own = new driver.Client({ ...config, application_name: `${config.application_name} (cancel)` })
+        own.on("error", () => {})
+        own
+          .connect()
+          .then(() => own.query(args[0] as string))
+          .catch(() => {}) // best effort, as @effect/sql-pg's own
+          .finally(() => void own.end().catch(() => {}).finally(() => done()))
+      }
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(1000))
+  ).pipe(
+    // As PgClient.make does: a database that does not answer fails the layer, within connectTimeout.
+    Effect.tap((pool) =>
+      Effect.tryPromise({ try: () => pool.query("SELECT 1"), catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" }) }).pipe(
+        Effect.timeoutFail({ duration: connectTimeout, onTimeout: () => new SqlError({ cause: new Error("Connection timed out"), message: "PgClient: Connection timed out" }) })
+      )
+    )
+  )
 
 /**
  * `PANTHEON_DATABASE_URL`, else `DATABASE_URL`; unset (or empty) means the embedded store. A value

@@ -92,12 +92,25 @@ export const makePantheonPersistenceAdapter = (
   )
   const runtime = ManagedRuntime.make(layer)
   let disposed = false
+  /** The calls still running, each with the controller that dispose() aborts. */
+  const running = new Map<AbortController, Promise<unknown>>()
 
   const run = async <A>(operation: string, effect: Effect.Effect<A, unknown, Services>, signal?: AbortSignal): Promise<A> => {
     if (disposed) throw new AdapterDisposed()
-    const exit = await runtime.runPromiseExit(effect, signal ? { signal } : undefined)
+    const own = new AbortController()
+    const forward = () => own.abort(signal?.reason)
+    signal?.addEventListener("abort", forward, { once: true })
+    if (signal?.aborted) forward()
+    const pending = runtime.runPromiseExit(effect, { signal: own.signal })
+    running.set(own, pending)
+    const exit = await pending.finally(() => {
+      running.delete(own)
+      signal?.removeEventListener("abort", forward)
+    })
     if (Exit.isSuccess(exit)) return exit.value
     if (signal?.aborted) throw signal.reason ?? new UnexpectedError({ operation, cause: "aborted" })
+    // dispose() interrupted it: that is the caller's own doing, and says so.
+    if (disposed && Cause.isInterruptedOnly(exit.cause)) throw new AdapterDisposed()
     throw rejection(operation, exit.cause)
   }
 
@@ -115,6 +128,9 @@ export const makePantheonPersistenceAdapter = (
     dispose: async () => {
       if (disposed) return
       disposed = true
+      // The calls still running end first (rejecting with AdapterDisposed), while the layers they use are still up.
+      for (const own of running.keys()) own.abort()
+      await Promise.allSettled(running.values())
       await runtime.dispose()
     }
   }

@@ -38,9 +38,25 @@ const call = <A>(id: string, operation: string, f: () => Promise<A>): Effect.Eff
     catch: (cause) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
   })
 
+/**
+ * The entry, or null when reading what compile reads of it throws (a getter, a Proxy): null is a
+ * bad entry that compile skips and counts, where the throw would have failed the whole compile.
+ */
+const readable = (entry: unknown): unknown => {
+  if (entry === null || typeof entry !== "object") return entry
+  try {
+    const { text, timestamp, metadata } = entry as Record<string, unknown>
+    void text, void timestamp
+    if (metadata !== null && typeof metadata === "object") for (const key of Object.keys(metadata)) void (metadata as Record<string, unknown>)[key]
+    return entry
+  } catch {
+    return null
+  }
+}
+
 const asEntries = (id: string, operation: string) => (value: unknown) =>
   Array.isArray(value)
-    ? Effect.succeed(value as ReadonlyArray<StoreEntry>)
+    ? Effect.succeed(value.map(readable) as ReadonlyArray<StoreEntry>)
     : Effect.fail(new StoreQueryError({ id, operation, reason: `resolved to ${value === null ? "null" : typeof value}, expected an array of entries` }))
 
 export const fromPromiseManager = (manager: DualStoreManagerLike): StoreManager => {

@@ -5,8 +5,8 @@
  * directory that cannot be created fails at once with its path.
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs"
+import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { Embedder } from "../../src/embedding/Embedder.js"
@@ -23,6 +23,15 @@ const jsonl = (name: string, n: number) => {
   writeFileSync(file, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${name}-${i}`, text: `${name} entry ${i}`, timestamp: 1_700_000_000_000 + i })).join("\n"))
   return file
 }
+
+/** A lock record as a process of this machine and pid namespace writes it. */
+const thisMachine = (owner: { readonly pid: number; readonly started: string }) => ({
+  ...owner,
+  host: hostname(),
+  token: "dead",
+  boot: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+  pidNs: readlinkSync("/proc/self/ns/pid")
+})
 
 const store = (dataDir: string) =>
   SqlStore.layer().pipe(Layer.provideMerge(Layer.mergeAll(PgliteClient.layer({ dataDir }), Embedder.layerFeatureHashing(), StoreEvents.layerLocal)))
@@ -41,8 +50,9 @@ describe("a data directory has one writer", () => {
   it("two processes ingesting into one new directory at once both succeed and lose nothing", async () => {
     const data = join(dir, "shared", "data")
     const [a, b] = await Promise.all([
-      pantheon("ingest", jsonl("alpha", 2000), "--source", "alpha", "--data-dir", data),
-      pantheon("ingest", jsonl("beta", 2000), "--source", "beta", "--data-dir", data)
+      // The second waits for as long as the first lives (its lock is live): no race against a clock.
+      pantheon("ingest", jsonl("alpha", 2000), "--source", "alpha", "--data-dir", data, "--lock-timeout", "3600"),
+      pantheon("ingest", jsonl("beta", 2000), "--source", "beta", "--data-dir", data, "--lock-timeout", "3600")
     ])
     expect([a.code, b.code], a.stderr + b.stderr).toEqual([0, 0])
     expect(a.stdout).toContain("Ingested 2000 entries into alpha")
@@ -76,8 +86,8 @@ describe("a data directory has one writer", () => {
         yield* (yield* s.open("gamma")).insert(Array.from({ length: 5 }, (_, i) => ({ id: `g${i}`, text: `gamma ${i}`, timestamp: i + 1 })))
       }).pipe(Effect.provide(store(data)))
     )
-    // A dead process's lock: a pid that cannot be alive.
-    writeFileSync(join(data, "pantheon.lock"), JSON.stringify({ pid: 2 ** 22 + 7, host: (await import("node:os")).hostname(), token: "dead" }))
+    // A dead process's lock, on this machine: a pid that cannot be alive.
+    writeFileSync(join(data, "pantheon.lock"), JSON.stringify(thisMachine({ pid: 2 ** 22 + 7, started: "1" })))
     const r = await pantheon("sources", "--data-dir", data, "--lock-timeout", "0")
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/gamma\s+5 entries/)

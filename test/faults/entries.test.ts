@@ -109,6 +109,31 @@ describe("the Promise facade", () => {
     await expect(a.cacheStats()).rejects.toMatchObject({ _tag: "AdapterDisposed" })
   })
 
+  it("dispose() rejects the compiles still running with AdapterDisposed (it used to be UnexpectedError \"Interrupted by fibers\")", async () => {
+    let started!: () => void
+    const running = new Promise<void>((r) => (started = r))
+    const a = adapter({
+      getStoreManagers: async () => [
+        { name: "slow", getMostRecent: () => (started(), new Promise<Array<unknown>>(() => {})), getMostRelevant: async () => [] }
+      ]
+    })
+    const compiles = Array.from({ length: 3 }, () => a.compile({ sources: [{ id: "slow" }] }))
+    await running
+    await a.dispose()
+    for (const c of compiles) await expect(c).rejects.toMatchObject({ _tag: "AdapterDisposed" })
+  })
+
+  it("an entry that throws when read (a getter in its metadata, or on itself) is skipped and counted; the compile goes on", async () => {
+    const before = (await Effect.runPromise(Metric.value(M.compileInvalidEntries))).count
+    const throwingMeta = entry("meta getter", "2024-01-01T00:00:01Z", {})
+    Object.defineProperty(throwingMeta.metadata, "displayName", { enumerable: true, get: () => { throw new Error("getter") } })
+    const throwingText = { timestamp: 1, metadata: {}, get text(): string { throw new Error("text getter") } }
+    const a = adapter({ getStoreManagers: async () => managers([throwingMeta, throwingText, entry("ok", "2024-01-01T00:00:02Z", { displayName: "Kim" })]) })
+    const messages = await a.compile({ sources: [{ id: "chat" }], onSourceError: "fail" })
+    expect(messages.map((m) => m.content)).toEqual(["Kim said (2024-01-01T00:00:02.000Z): ok"])
+    expect((await Effect.runPromise(Metric.value(M.compileInvalidEntries))).count - before).toBe(2)
+  })
+
   it("turns a crash in the caller's getStoreManagers into a typed rejection", async () => {
     const a = adapter({
       getStoreManagers: (() => {

@@ -5,15 +5,27 @@
  * lock before PGlite touches the directory, and holds it for as long as it is open; readers too,
  * since opening a database writes to it.
  *
- * The lock is a file, `pantheon.lock`, created exclusively (O_EXCL), holding the owner's pid, host
- * and a token. A lock whose process is gone (kill -9, a crash) is stale and is reclaimed; taking it
- * over is itself guarded by a second exclusive file, so two processes never both reclaim it.
+ * The lock is a file, `pantheon.lock`, created atomically (written aside, then hard-linked into
+ * place, so it is never seen half-written), naming its owner: pid, host, boot id, pid namespace,
+ * the process's start time and a token. Whether the owner still lives is proved with more than a pid:
+ * - On the owner's own machine and pid namespace (same host, boot id and namespace), the owner is
+ *   alive exactly when a process with its pid exists *and* started when the lock says. A reused pid
+ *   (a restarted container's PID 1, an unrelated process, this very process in an earlier life) is
+ *   another process and the lock is stale at once; a live owner is respected however busy or
+ *   stopped it is.
+ * - Anywhere else (another host on a shared volume, another container's namespace, a system without
+ *   /proc) nothing about the pid can be checked, so the owner proves it is alive by a heartbeat: a
+ *   worker thread touches the file every `HEARTBEAT_MS` (a thread, so a main thread that PGlite
+ *   keeps busy for seconds never looks dead). A lock whose file was not touched for
+ *   `STALE_AFTER_MS` is stale. This assumes the hosts' clocks agree within a few seconds (NTP).
+ * Taking a stale lock over is guarded by a second exclusive file, so two processes never both do.
  */
 import { Data } from "effect"
 import { randomUUID } from "node:crypto"
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs"
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from "node:fs"
 import { hostname } from "node:os"
 import { dirname, join, resolve } from "node:path"
+import { Worker } from "node:worker_threads"
 
 /** The data directory could not be used: another process holds it, or it cannot be created. */
 export class DataDirUnavailable extends Data.TaggedError("DataDirUnavailable")<{
@@ -27,58 +39,122 @@ export class DataDirUnavailable extends Data.TaggedError("DataDirUnavailable")<{
   }
 }
 
-const LOCK_FILE = "pantheon.lock"
+export const LOCK_FILE = "pantheon.lock"
+/** How often the owner touches its lock file. */
+export const HEARTBEAT_MS = 1_000
+/** A lock whose owner cannot be checked is stale once its file is this old: ten missed heartbeats. */
+export const STALE_AFTER_MS = 10_000
 /** A reclaim guard older than this was left by a process that died while reclaiming. */
 const RECLAIM_GUARD_STALE_MS = 10_000
 /** How often a waiting process looks again. */
 const RETRY_EVERY_MS = 100
 
-interface Owner {
+/** What a lock file says about its owner. `boot`, `pidNs` and `started` are absent where /proc is. */
+export interface Owner {
   readonly pid: number
   readonly host: string
   readonly token: string
+  readonly boot?: string
+  readonly pidNs?: string
+  readonly started?: string
 }
 
-const parseOwner = (text: string): Owner | undefined => {
+const readText = (path: string): string | undefined => {
   try {
-    const owner = JSON.parse(text) as Owner
-    return typeof owner.pid === "number" && typeof owner.host === "string" && typeof owner.token === "string" ? owner : undefined
+    return readFileSync(path, "utf8").trim()
   } catch {
     return undefined
   }
 }
 
-const alive = (owner: Owner): boolean => {
-  if (owner.host !== hostname()) return true // another machine's process: it cannot be checked, so it is not stale
+/** The start time of process `pid` in clock ticks since boot (field 22 of /proc/pid/stat), if it exists. */
+export const processStart = (pid: number): string | undefined => {
+  const stat = readText(`/proc/${pid}/stat`)
+  // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
+  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+}
+
+const pidNamespace = (): string | undefined => {
   try {
-    process.kill(owner.pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
+    return readlinkSync("/proc/self/ns/pid")
+  } catch {
+    return undefined
   }
 }
 
-/** Creates a file only if it does not exist; false if it does. */
-const createExclusive = (path: string, content: string): boolean => {
+/** This process as a lock owner. */
+const myself = (): Owner => {
+  const boot = readText("/proc/sys/kernel/random/boot_id")
+  const pidNs = pidNamespace()
+  const started = processStart(process.pid)
+  return {
+    pid: process.pid,
+    host: hostname(),
+    token: randomUUID(),
+    ...(boot === undefined ? {} : { boot }),
+    ...(pidNs === undefined ? {} : { pidNs }),
+    ...(started === undefined ? {} : { started })
+  }
+}
+
+/** The tokens of the locks this process holds now. */
+const held = new Set<string>()
+
+const parseOwner = (text: string | undefined): Owner | undefined => {
+  if (text === undefined) return undefined
   try {
-    const fd = openSync(path, "wx")
-    try {
-      writeSync(fd, content)
-    } finally {
-      closeSync(fd)
-    }
+    const owner = JSON.parse(text) as Owner
+    return Number.isSafeInteger(owner.pid) && owner.pid > 0 && typeof owner.host === "string" && typeof owner.token === "string" ? owner : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** True when `owner` runs on this machine in this pid namespace, so its pid can be checked. */
+const checkable = (owner: Owner, me: Owner): boolean =>
+  me.boot !== undefined && me.pidNs !== undefined && owner.host === me.host && owner.boot === me.boot && owner.pidNs === me.pidNs && owner.started !== undefined
+
+/**
+ * Whether a lock is held by a live owner. `owner` is undefined when the file cannot be parsed;
+ * `ageMs` is how long ago its file was last touched.
+ */
+export const ownerAlive = (owner: Owner | undefined, ageMs: number, me: Owner): boolean => {
+  if (owner !== undefined && checkable(owner, me)) {
+    if (owner.pid === me.pid) return held.has(owner.token)
+    return processStart(owner.pid) === owner.started
+  }
+  return ageMs < STALE_AFTER_MS
+}
+
+/** The owner of the lock at `path` and whether it is alive; undefined when there is no lock. */
+const inspect = (path: string, me: Owner): { readonly owner: Owner | undefined; readonly alive: boolean } | undefined => {
+  let mtimeMs: number
+  try {
+    mtimeMs = statSync(path).mtimeMs
+  } catch {
+    return undefined
+  }
+  const owner = parseOwner(readText(path))
+  return { owner, alive: ownerAlive(owner, Date.now() - mtimeMs, me) }
+}
+
+/** Creates `path` holding `content` only if it does not exist; false if it does. Never visible half-written. */
+const createExclusive = (path: string, content: string): boolean => {
+  const aside = `${path}.${process.pid}.${randomUUID()}`
+  const fd = openSync(aside, "wx")
+  try {
+    writeSync(fd, content)
+  } finally {
+    closeSync(fd)
+  }
+  try {
+    linkSync(aside, path)
     return true
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") return false
     throw e
-  }
-}
-
-const readOwner = (path: string): Owner | undefined => {
-  try {
-    return parseOwner(readFileSync(path, "utf8"))
-  } catch {
-    return undefined
+  } finally {
+    unlinkSync(aside)
   }
 }
 
@@ -105,13 +181,13 @@ export const ensureDirectory = (dir: string): void => {
   }
 }
 
-/** One attempt: the lock's token if taken, else the live owner that holds it. */
+/** One attempt: taken, or not (with the live owner when there is one). */
 const tryLock = (dataDir: string, me: Owner): { readonly taken: true } | { readonly taken: false; readonly owner: Owner | undefined } => {
   const path = join(dataDir, LOCK_FILE)
   if (createExclusive(path, JSON.stringify(me))) return { taken: true }
-  const owner = readOwner(path)
-  if (owner !== undefined && alive(owner)) return { taken: false, owner }
-  // Stale (or unreadable, half-written by a process that died): reclaim it under a guard.
+  const found = inspect(path, me)
+  if (found?.alive) return { taken: false, owner: found.owner }
+  // Stale: reclaim it under a guard, looking again once the guard is ours.
   const guard = `${path}.reclaim`
   if (!createExclusive(guard, JSON.stringify(me))) {
     try {
@@ -120,8 +196,7 @@ const tryLock = (dataDir: string, me: Owner): { readonly taken: true } | { reado
     return { taken: false, owner: undefined }
   }
   try {
-    const again = readOwner(path)
-    if (again === undefined || !alive(again)) {
+    if (!inspect(path, me)?.alive) {
       try {
         unlinkSync(path)
       } catch {}
@@ -129,15 +204,43 @@ const tryLock = (dataDir: string, me: Owner): { readonly taken: true } | { reado
   } finally {
     unlinkSync(guard)
   }
-  return createExclusive(path, JSON.stringify(me)) ? { taken: true } : { taken: false, owner: readOwner(path) }
+  return createExclusive(path, JSON.stringify(me)) ? { taken: true } : { taken: false, owner: inspect(path, me)?.owner }
 }
+
+/** Touches the lock file from its own thread while it still holds `token`; stops when the file is gone or another's. */
+const HEARTBEAT = `
+const { workerData } = require("node:worker_threads")
+const fs = require("node:fs")
+const timer = setInterval(() => {
+  try {
+    if (JSON.parse(fs.readFileSync(workerData.path, "utf8")).token !== workerData.token) return clearInterval(timer)
+    const now = new Date()
+    fs.utimesSync(workerData.path, now, now)
+  } catch {
+    clearInterval(timer)
+  }
+}, workerData.every)
+`
+
+const startHeartbeat = (path: string, token: string): Promise<Worker> =>
+  new Promise((resolveWorker, reject) => {
+    const worker = new Worker(HEARTBEAT, { eval: true, workerData: { path, token, every: HEARTBEAT_MS } })
+    worker.once("error", reject)
+    // The thread beats only once it runs; a main thread blocked right after would otherwise delay it.
+    worker.once("online", () => {
+      worker.off("error", reject)
+      worker.on("error", () => {})
+      worker.unref()
+      resolveWorker(worker)
+    })
+  })
 
 /**
  * Takes the lock on `dataDir` (created when missing); waits up to `timeoutMs` for another process
  * to let go (0: fails at once). Resolves to the function that lets go; rejects with `DataDirUnavailable`.
  */
 export const lock = async (dataDir: string, timeoutMs = 0): Promise<() => void> => {
-  const me: Owner = { pid: process.pid, host: hostname(), token: randomUUID() }
+  const me = myself()
   const path = join(dataDir, LOCK_FILE)
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -149,8 +252,21 @@ export const lock = async (dataDir: string, timeoutMs = 0): Promise<() => void> 
       throw new DataDirUnavailable({ dataDir, reason: `cannot be used: ${(e as Error).message}` })
     }
     if (result.taken) {
+      held.add(me.token)
+      let heartbeat: Worker
+      const letGo = () => {
+        held.delete(me.token)
+        if (parseOwner(readText(path))?.token === me.token) unlinkSync(path)
+      }
+      try {
+        heartbeat = await startHeartbeat(path, me.token)
+      } catch (e) {
+        letGo()
+        throw new DataDirUnavailable({ dataDir, reason: `cannot be used: the lock's heartbeat did not start (${(e as Error).message})` })
+      }
       return () => {
-        if (readOwner(path)?.token === me.token) unlinkSync(path)
+        void heartbeat.terminate()
+        letGo()
       }
     }
     if (Date.now() >= deadline) {

@@ -14,7 +14,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import type { PGlite } from "@electric-sql/pglite"
-import { resolve } from "node:path"
+import { existsSync, readdirSync, rmSync, statfsSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import * as DataDirLock from "./DataDirLock.js"
 
@@ -54,62 +55,145 @@ const MEMORY = "memory://"
  */
 interface Shared {
   ready: Promise<PGlite>
+  /** False until `ready` has settled. */
+  settled: boolean
   users: number
   readonly semaphore: Effect.Semaphore
   unlock?: () => void
 }
 const open = new Map<string, Shared>()
 
+/** Present while a new directory is being made: its creation was cut short if it is still there at the next open. */
+const CREATING = "pantheon.creating"
+
+/**
+ * Before PGlite opens a directory (the lock held): a directory whose creation was cut short (a
+ * signal during initdb, which nothing had written to) is emptied and made again; a new one is
+ * marked as being made. Returns the marker, when there is one to remove once PGlite is up.
+ */
+const startCreating = (dataDir: string): string | undefined => {
+  const marker = join(dataDir, CREATING)
+  if (existsSync(marker)) {
+    for (const name of readdirSync(dataDir)) if (name !== DataDirLock.LOCK_FILE && name !== CREATING) rmSync(join(dataDir, name), { recursive: true, force: true })
+    return marker
+  }
+  if (existsSync(join(dataDir, "PG_VERSION"))) return undefined
+  writeFileSync(marker, "")
+  return marker
+}
+
+/** Below this much free space, a failed start is put down to a full disk. */
+const LOW_SPACE_BYTES = 64 * 1024 * 1024
+
+/** `the file system holding <dataDir> is full or nearly (N MB free)` when it is, else undefined. */
+export const lowSpace = (dataDir: string): string | undefined => {
+  try {
+    const fs = statfsSync(dataDir)
+    const free = fs.bavail * fs.bsize
+    return free < LOW_SPACE_BYTES ? `the file system holding ${dataDir} is full or nearly (${(free / 1024 / 1024).toFixed(1)} MB free)` : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Why a start failed, in words: PGlite's file-system errors are plain objects (`[object Object]` as text). */
+const startFailure = (cause: unknown, dataDir: string): string => {
+  const said =
+    cause instanceof Error
+      ? cause.message
+      : typeof (cause as { errno?: unknown } | null)?.errno === "number"
+        ? `a file-system error (errno ${(cause as { errno: number }).errno})`
+        : String(cause)
+  const space = lowSpace(dataDir)
+  return space === undefined ? said : `${said}; ${space}`
+}
+
+/** The files a failed start left open in PGlite's file system (its close gives up before them). */
+const closeFiles = (db: PGlite): void => {
+  const fs = (db as unknown as { mod?: { FS?: { streams?: Array<unknown>; close: (stream: unknown) => void } } }).mod?.FS
+  for (const stream of fs?.streams ?? []) {
+    try {
+      if (stream) fs!.close(stream)
+    } catch {}
+  }
+}
+
+/** Joins the shared instance of `dataDir`, starting it when there is none (never caching a failed start). */
+const joinShared = (dataDir: string, lockTimeout: Duration.DurationInput): { readonly shared: Shared; readonly key: string | undefined } => {
+  const onDisk = dataDir !== MEMORY && !dataDir.includes("://")
+  const key = dataDir === MEMORY ? undefined : onDisk ? resolve(dataDir) : dataDir
+  const existing = key === undefined ? undefined : open.get(key)
+  if (existing) {
+    existing.users++
+    return { shared: existing, key }
+  }
+  const entry: Shared = { ready: Promise.resolve(undefined as never), settled: false, users: 1, semaphore: Effect.unsafeMakeSemaphore(1) }
+  entry.ready = (async () => {
+    if (onDisk) entry.unlock = await DataDirLock.lock(dataDir, Duration.toMillis(Duration.decode(lockTimeout)))
+    try {
+      const marker = onDisk ? startCreating(dataDir) : undefined
+      // Loaded here, not at import: a program that never opens an embedded store never loads PGlite.
+      const [{ PGlite }, { vector }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite-pgvector")])
+      // New stores get data checksums: a damaged page fails its read instead of being read as data.
+      const db = new PGlite({ dataDir, extensions: { vector }, initDbStartParams: ["--data-checksums"] })
+      try {
+        await db.waitReady
+        await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
+      } catch (e) {
+        // A failed start still holds its memory and PGlite's timers (which kept the CLI alive): close it.
+        await db.close().catch(() => {})
+        closeFiles(db)
+        throw e
+      }
+      if (marker !== undefined) rmSync(marker, { force: true })
+      return db
+    } catch (e) {
+      entry.unlock?.()
+      throw e
+    }
+  })()
+  entry.ready.then(
+    () => (entry.settled = true),
+    () => {
+      entry.settled = true
+      if (key !== undefined && open.get(key) === entry) open.delete(key)
+    }
+  )
+  if (key !== undefined) open.set(key, entry)
+  return { shared: entry, key }
+}
+
+/** Leaves the shared instance; the last user closes it and lets go of the lock, once it has started. */
+const leave = async ({ shared, key }: ReturnType<typeof joinShared>): Promise<void> => {
+  if (--shared.users > 0) return
+  if (key !== undefined && open.get(key) === shared) open.delete(key)
+  const db = await shared.ready.catch(() => undefined)
+  if (db === undefined) return // a failed start let go of what it took
+  await db.close()
+  shared.unlock?.()
+}
+
 const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput, lockTimeout: Duration.DurationInput) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => {
-        const onDisk = dataDir !== MEMORY && !dataDir.includes("://")
-        const key = dataDir === MEMORY ? undefined : onDisk ? resolve(dataDir) : dataDir
-        const shared = key === undefined ? undefined : open.get(key)
-        if (shared) {
-          shared.users++
-          return shared.ready.then((db) => ({ db, shared, key }))
-        }
-        const entry: Shared = { ready: Promise.resolve(undefined as never), users: 1, semaphore: Effect.unsafeMakeSemaphore(1) }
-        entry.ready = (async () => {
-          if (onDisk) entry.unlock = await DataDirLock.lock(dataDir, Duration.toMillis(Duration.decode(lockTimeout)))
-          try {
-            // Loaded here, not at import: a program that never opens an embedded store never loads PGlite.
-            const [{ PGlite }, { vector }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite-pgvector")])
-            const db = await PGlite.create({ dataDir, extensions: { vector } })
-            await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
-            return db
-          } catch (e) {
-            entry.unlock?.()
-            throw e
-          }
-        })()
-        if (key !== undefined) {
-          open.set(key, entry)
-          // Never cache a failed start.
-          entry.ready.catch(() => open.get(key) === entry && open.delete(key))
-        }
-        return entry.ready.then((db) => ({ db, shared: entry, key }))
-      },
+  Effect.gen(function* () {
+    // Joining is instant; waiting for the start is interruptible (a signal is answered at once), and a
+    // start left behind is closed, and its lock let go, in the background once it is up.
+    const joined = yield* Effect.acquireRelease(Effect.sync(() => joinShared(dataDir, lockTimeout)), (joined) =>
+      Effect.promise(() => (joined.shared.settled ? leave(joined) : (void leave(joined), Promise.resolve())))
+    )
+    const db = yield* Effect.tryPromise({
+      try: () => joined.shared.ready,
       catch: (cause) =>
         cause instanceof DataDirLock.DataDirUnavailable
           ? cause
-          : new SqlError({ cause, message: `PGlite: failed to open ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}` })
+          : new SqlError({ cause, message: `PGlite: failed to open ${dataDir}: ${startFailure(cause, dataDir)}` })
     }).pipe(
       Effect.timeoutFail({
         duration: startTimeout,
         onTimeout: () => new SqlError({ cause: new Error("timeout"), message: `PGlite: ${dataDir} did not start within ${Duration.format(Duration.decode(startTimeout))}` })
       })
-    ),
-    ({ db, shared, key }) =>
-      Effect.promise(async () => {
-        if (--shared.users > 0) return
-        if (key !== undefined && open.get(key) === shared) open.delete(key)
-        await db.close()
-        shared.unlock?.()
-      })
-  )
+    )
+    return { db, shared: joined.shared }
+  })
 
 export const make = (options: PgliteClientConfig = {}) =>
   Effect.gen(function* () {

@@ -10,9 +10,13 @@
  *   reads its rows back at once. The cache's reload after `ttl` (`refresh`) asks the database for
  *   the source's highest `seq` (one indexed statement) and catches up if anything was written
  *   behind the library's back.
+ * - When that catch-up read fails (an outage), it answers from what it holds, counted in
+ *   `pantheon_cache_stale_served_total{cache="warm"}` and logged once, and catches up in the
+ *   background once the database answers again.
  * - It weighs what it holds (`weight`), which the manager cache bounds.
  */
-import { Effect, Either, type Scope } from "effect"
+import { Effect, Either, Metric, type Scope } from "effect"
+import { cacheStaleServed } from "../../../metrics.js"
 import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
 import { documentText, terms } from "../../../relevance/analyzer.js"
@@ -31,6 +35,9 @@ export interface WarmContext extends SqlManagerContext {
   /** A source estimated above this many bytes is read in the background, answered from SQL meanwhile. */
   readonly backgroundLoadBytes: number
 }
+
+/** Answers a warm manager gave from memory while it could not catch up with the database. */
+const staleServed = Metric.tagged(cacheStaleServed, "cache", "warm")
 
 const toNumber = (value: unknown): number => (typeof value === "number" ? value : Number(value))
 
@@ -78,9 +85,35 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
     const catchUp = (operation: string) =>
       catchingUp.withPermits(1)(readInto(context, descriptor, index, index.highWater)).pipe(Effect.mapError(queryError(operation)))
 
-    /** Catches up first when this instance has heard of writes the index does not have. */
+    /**
+     * Catches up first when this instance has heard of writes the index does not have. When that
+     * read fails (the database is down), what the index holds is served (counted as stale served,
+     * logged once an outage) and the next answers retry in the background until it succeeds.
+     */
+    const outage = { stale: false, retrying: false }
+    const caughtUp = Effect.suspend(() => {
+      if (!outage.stale) return Effect.void
+      outage.stale = false
+      return Effect.logInfo(`source ${id}: caught up with the database again`)
+    })
+    const servedStale = (cause: StoreQueryError) =>
+      Effect.zipRight(
+        Metric.increment(staleServed),
+        outage.stale ? Effect.void : Effect.zipRight(Effect.sync(() => void (outage.stale = true)), Effect.logWarning(`source ${id}: serving what it holds, its catch-up read failed: ${cause.reason}`))
+      )
+    const retryInBackground = Effect.suspend(() => {
+      if (outage.retrying) return Effect.void
+      outage.retrying = true
+      return Effect.asVoid(
+        Effect.forkIn(catchUp("catch-up").pipe(Effect.zipRight(caughtUp), Effect.ignore, Effect.ensuring(Effect.sync(() => void (outage.retrying = false)))), context.scope)
+      )
+    })
     const current = (operation: string) =>
-      Effect.suspend(() => (context.knownHighWater(id) > index.highWater ? Effect.asVoid(catchUp(operation)) : Effect.void))
+      Effect.suspend(() => {
+        if (context.knownHighWater(id) <= index.highWater) return caughtUp
+        if (outage.stale) return Effect.zipRight(Metric.increment(staleServed), retryInBackground)
+        return catchUp(operation).pipe(Effect.zipRight(caughtUp), Effect.catchAll(servedStale))
+      })
 
     const answer = (key: string, operation: string, run: () => Array<StoreEntry>) =>
       Effect.zipRight(current(operation), served(context, id, "warm", key, Effect.sync(run)))
