@@ -164,7 +164,7 @@ describe("a consumer of the package", () => {
     expect(r.code).toBe(1)
     expect(r.stderr.trim()).toBe(
       "error: the command line needs @effect/cli, an optional peer dependency of pantheon-persistence that is not installed: " +
-        `npm install @effect/cli@${optionalPeers["@effect/cli"]} @effect/platform-node@${optionalPeers["@effect/platform-node"]}`
+        `npm install @effect/cli@${optionalPeers["@effect/cli"]} @effect/platform-node@${optionalPeers["@effect/platform-node"]} cli-progress@${optionalPeers["cli-progress"]}`
     )
   }, 60_000)
 })
