@@ -92,19 +92,17 @@ class Shadow {
     if (as === "lru") this.policy.useLru()
   }
 
+  /** Replays one request (the policy's own sequence: `access`, then `put`, a miss's value being in at once); whether it hit. */
   access(hash: number, weight: number): boolean {
-    const node = this.nodes.get(hash)
-    if (node !== undefined) {
-      this.policy.onHit(node)
-      if (node.weight !== weight) this.policy.reweigh(node, weight)
-      return true
+    const held = this.nodes.get(hash)
+    this.policy.access(hash, held)
+    const node = held ?? this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
+    if (held === undefined) {
+      node.hash = hash
+      this.nodes.set(hash, node)
     }
-    this.policy.onMiss(hash)
-    const fresh = this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
-    fresh.hash = hash
-    this.nodes.set(hash, fresh)
-    this.policy.add(fresh, weight)
-    return false
+    this.policy.put(node, weight)
+    return held !== undefined
   }
 }
 
@@ -122,8 +120,7 @@ export class PolicyDuel {
   private disagreements = 0
   private score = 0
   private spread = 0
-  /** How many times the cache changed policy. */
-  switches = 0
+  private switched = 0
 
   /** Duels for `policy` (with a finite bound on the number of entries), which starts as an LRU. */
   constructor(private readonly policy: DuelledPolicy, random: () => number = Math.random) {
@@ -137,6 +134,11 @@ export class PolicyDuel {
     this.lru = new Shadow("lru", policy, maximum, capacity, random)
     this.tinyLfu = new Shadow("w-tinylfu", policy, maximum, capacity, random)
     policy.useLru()
+  }
+
+  /** How many times the cache changed policy. */
+  get switches(): number {
+    return this.switched
   }
 
   get current(): EvictionPolicy {
@@ -170,10 +172,10 @@ export class PolicyDuel {
     const noise = Math.sqrt(this.spread)
     if (this.policy.lru && this.score > Z_TO_TINY_LFU * noise) {
       this.policy.useTinyLfu(this.tinyLfu.policy.windowMaximum / this.rate)
-      this.switches++
+      this.switched++
     } else if (!this.policy.lru && this.score < -Z_TO_LRU * noise) {
       this.policy.useLru()
-      this.switches++
+      this.switched++
     }
   }
 }
