@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { prng, zipf } from "../../bench/lib/workload.js"
+import { prng, zipf } from "../support/random.js"
 import * as LoadingCache from "../../src/cache/LoadingCache.js"
 import { hashKey } from "../../src/cache/FrequencySketch.js"
 import { Eviction } from "../../src/cache/Eviction.js"
