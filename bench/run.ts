@@ -18,7 +18,10 @@ import { w6 } from "./workloads/w6.js"
 import { w7 } from "./workloads/w7.js"
 
 const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7 }
-const only = process.argv.slice(2)
+// Options (`--traces <dir>` for w3) are read by the workloads; the rest are names.
+const args = process.argv.slice(2)
+const only = args.filter((arg, i) => !arg.startsWith("--") && !args[i - 1]?.startsWith("--"))
+const options = args.filter((arg) => !only.includes(arg))
 const unknown = only.filter((name) => !(name in all))
 if (unknown.length > 0) {
   console.error(`unknown workload ${unknown.join(", ")} (known: ${Object.keys(all).join(", ")})`)
@@ -27,7 +30,7 @@ if (unknown.length > 0) {
 
 if (only.length === 0) {
   for (const name of Object.keys(all)) {
-    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { stdio: "inherit" })
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name, ...options], { stdio: "inherit" })
     if (child.status !== 0) {
       console.error(`bench: ${name} failed (exit ${child.status ?? child.signal})`)
       process.exit(1)

@@ -233,12 +233,31 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     }
   }
 
-  /** Serves as W-TinyLFU again, with a window of `windowMaximum` (its least recently used entries move to probation). */
-  useTinyLfu(windowMaximum: number): void {
+  /**
+   * Serves as W-TinyLFU again, with a window of `windowMaximum` (its least recently used entries
+   * move to probation). Given `regionOf` (where a W-TinyLFU that served all along would hold each
+   * key: the duel's shadow), the entries are arranged as it holds them, and those it does not hold
+   * go to probation's least recent end, the next evicted: W-TinyLFU starts where it would be, not
+   * from an LRU's content (on a loop, that content is the part that comes back last).
+   */
+  useTinyLfu(windowMaximum: number, regionOf?: (hash: number) => Region): void {
     if (!this.lruOnly) return
     this.lruOnly = false
     this.resizeWindow(Math.max(1, Math.min(this.maximum - this.mainFloor(), Math.round(windowMaximum))))
+    if (regionOf !== undefined) this.arrangeAs(regionOf)
     this.evictFromWindow()
+  }
+
+  private arrangeAs(regionOf: (hash: number) => Region): void {
+    const held = [...this.window]
+    const regions = held.map((node) => regionOf(node.hash))
+    // In recency order within each region: the ones it does not hold first, at probation's least recent end.
+    for (const wanted of [Region.None, Region.Probation, Region.Protected]) {
+      held.forEach((node, i) => {
+        if (regions[i] === wanted) this.transfer(node, wanted === Region.Protected ? Region.Protected : Region.Probation)
+      })
+    }
+    this.demoteFromProtected()
   }
 
   /** Removes the entry (invalidated or expired): not an eviction. */

@@ -162,6 +162,15 @@ describe("the duel between LRU and W-TinyLFU", () => {
     expect(ours.hits / keys.length).toBeGreaterThan(lruHits(keys, 100) / keys.length + 0.05)
   })
 
+  it("leaves LRU as soon as a full cache scans: a loop larger than the cache is not lost to the warm-up", () => {
+    // 600 keys in a loop at 500 entries: an LRU never hits; ten capacities of warm-up would be 5,000 requests.
+    const keys = Array.from({ length: 4_000 }, (_, i) => `l${i % 600}`)
+    const ours = replay(keys, 500, { duel: true, slice: 1_000 })
+    expect(lruHits(keys, 500)).toBe(0)
+    expect(ours.policies[0]).toBe("w-tinylfu")
+    expect(ours.hits / keys.length).toBeGreaterThan(0.5)
+  })
+
   it("returns to LRU when the traffic stops rewarding frequency", () => {
     const random = prng(5)
     const keys = [...zipfTrace(30_000, random), ...shifting(100_000, random)]
