@@ -5,7 +5,7 @@
  * the cache and the tests' replays go through here, the duel's shadows through the same policy calls.
  */
 import { type EvictionPolicy, PolicyDuel } from "./PolicyDuel.js"
-import { type PolicyNode, WindowTinyLfu, type WindowTinyLfuOptions } from "./WindowTinyLfu.js"
+import { type PolicyNode, Region, WindowTinyLfu, type WindowTinyLfuOptions } from "./WindowTinyLfu.js"
 
 export class Eviction<N extends PolicyNode<N>> {
   readonly policy: WindowTinyLfu<N>
@@ -21,7 +21,8 @@ export class Eviction<N extends PolicyNode<N>> {
   /** One request for the key with this hash; `node` is its entry when the cache serves it from one (a hit). */
   request(hash: number, node: N | undefined): void {
     this.policy.access(hash, node)
-    if (this.duel !== null) this.duel.observe(hash, node !== undefined, node === undefined ? this.policy.typicalWeight() : node.weight)
+    // An entry not held yet (loading) weighs what a typical one does, as a miss's value would.
+    if (this.duel !== null) this.duel.observe(hash, node !== undefined, node === undefined || node.region === Region.None ? this.policy.typicalWeight() : node.weight)
   }
 
   /** The entry's value is in: added or reweighed, then the bounds are enforced (evicted entries go to `onEvict`). */

@@ -206,15 +206,15 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         this.countStale()
         return this.hit(entry, state as EntryState.Ready<V>)
       case EntryState.Verdict.Reload: {
-        this.miss(entry.hash)
+        this.miss(entry.hash, entry)
         const ready = state as EntryState.Ready<V>
         return this.withStaleFallback(entry, this.reload(entry, ready, begin, lookup).flight, ready)
       }
       case EntryState.Verdict.Wait:
-        this.miss(entry.hash)
+        this.miss(entry.hash, entry)
         return state._tag === "Refreshing" ? this.withStaleFallback(entry, state.flight, state.current) : Deferred.await((state as EntryState.InFlight<V, E>).flight)
       case EntryState.Verdict.Fail:
-        this.miss(entry.hash)
+        this.miss(entry.hash, entry)
         return (state as EntryState.Failed<E>).failure
       case EntryState.Verdict.Expired:
         this.table.remove(entry, "expired")
@@ -238,9 +238,14 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     this.publishedHits = this.hits
   }
 
-  private miss(hash: number): void {
+  /**
+   * A request not served at once. Shown to the policy with its `entry` when the key has one (a load
+   * in flight, a failure, a value past its TTL): whichever policy served, the key would be there, so
+   * for the duel it is no evidence either way; a key with no entry is a miss of the policy's own.
+   */
+  private miss(hash: number, entry?: Entry<K, V, E>): void {
     this.countMissOnly()
-    this.table.request(hash, undefined)
+    this.table.request(hash, entry)
   }
 
   private countStale(): void {
@@ -371,13 +376,13 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 
   private serveOne(key: K, lookup: (() => Effect.Effect<V, E>) | undefined): Effect.Effect<V, E> {
     const served = this.serve(key, this.ticker.now(), this.runner.start, lookup)
-    return Effect.isEffect(served) ? served : served.served
+    return isReady(served) ? served.served : served
   }
 
   getEither(key: K): Effect.Effect<Either.Either<V, V>, E> {
     return Effect.suspend((): Effect.Effect<Either.Either<V, V>, E> => {
       const served = this.serve(key, this.ticker.now(), this.runner.start)
-      return Effect.isEffect(served) ? Effect.map(served, (v) => Either.right(v)) : Effect.succeed(Either.left(served.value))
+      return isReady(served) ? Effect.succeed(Either.left(served.value)) : Effect.map(served, (v) => Either.right(v))
     })
   }
 
@@ -389,8 +394,8 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
       this.runner.batch((begin) => {
         for (const key of keys) {
           const served = this.serve(key, now, begin)
-          if (Effect.isEffect(served)) waits.push([results.length, served])
-          results.push(Effect.isEffect(served) ? (undefined as never) : Either.right(served.value))
+          if (!isReady(served)) waits.push([results.length, served])
+          results.push(isReady(served) ? Either.right(served.value) : (undefined as never))
         }
       })
       if (waits.length === 0) return Effect.succeed(results)
@@ -596,6 +601,9 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     return this.runner.close()
   }
 }
+
+/** Whether `serve` answered a value at once (a `Ready` state; no effect is tagged "Ready"): cheaper than `Effect.isEffect` on a hit. */
+const isReady = <V>(served: EntryState.Ready<V> | Effect.Effect<V, any>): served is EntryState.Ready<V> => (served as { _tag?: unknown })._tag === "Ready"
 
 const describe = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)

@@ -113,13 +113,15 @@ class Shadow {
   access(hash: number, weight: number): boolean {
     const held = this.nodes.get(hash)
     this.policy.access(hash, held)
-    const node = held ?? this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
-    if (held === undefined) {
-      node.hash = hash
-      this.nodes.set(hash, node)
+    if (held !== undefined) {
+      if (held.weight !== weight) this.policy.put(held, weight)
+      return true
     }
+    const node = this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
+    node.hash = hash
+    this.nodes.set(hash, node)
     this.policy.put(node, weight)
-    return held !== undefined
+    return false
   }
 }
 
