@@ -80,9 +80,16 @@ export class Entries<K, V, E> {
     }
   }
 
-  /** Removes every entry; each held value is reported with `cause`. */
+  /** Removes every entry (the policy forgets its ghosts too); each held value is reported with `cause`. */
   clear(cause: RemovalCause): void {
-    for (const entry of [...this.map.values()]) this.remove(entry, cause)
+    const entries = [...this.map.values()]
+    this.map.clear()
+    for (const entry of entries) {
+      entry.removedBy = cause
+      const value = entry.region === Region.None ? undefined : EntryState.held(entry.state)
+      if (value !== undefined) this.onRemoved(entry.key, value.value, cause)
+    }
+    this.eviction.clear()
   }
 
   /** Entries holding a value, in the policy's order (window, probation, protected; least recent first). */

@@ -35,6 +35,11 @@ export class Eviction<N extends PolicyNode<N>> {
     this.policy.remove(node)
   }
 
+  /** Every entry leaves at once (invalidated), not evicted. */
+  clear(): void {
+    this.policy.clear()
+  }
+
   get current(): EvictionPolicy {
     return this.duel?.current ?? "w-tinylfu"
   }

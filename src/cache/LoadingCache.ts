@@ -129,9 +129,6 @@ const variance = { _Key: (_: unknown) => _, _Error: (_: never) => _, _Value: (_:
 
 type Begin<K, V, E> = (load: Load<K, V, E>) => void
 
-/** Hits counted before the hit counter is updated: a metric update costs about a tenth of a hit (bench w4). */
-const HIT_BATCH = 64
-
 class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   readonly [Cache.CacheTypeId] = variance as any
   readonly [Cache.ConsumerCacheTypeId] = variance as any
@@ -143,8 +140,6 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private readonly metrics: M.CacheMetrics
   private readonly timing: EntryState.Timing
   private hits = 0
-  /** Hits already added to the metric: a hit publishes in batches, a miss, a load, a removal or `stats` at once. */
-  private publishedHits = 0
   private misses = 0
   private loadFailures = 0
   private evictions = 0
@@ -226,16 +221,10 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   }
 
   private hit(entry: Entry<K, V, E>, ready: EntryState.Ready<V>): EntryState.Ready<V> {
-    if (++this.hits - this.publishedHits >= HIT_BATCH) this.publishHits()
+    this.hits++
+    this.metrics.hits()
     this.table.request(entry.hash, entry)
     return ready
-  }
-
-  /** Adds the hits not yet published to the hit counter. */
-  private publishHits(): void {
-    if (this.hits === this.publishedHits) return
-    this.metrics.hits(this.hits - this.publishedHits)
-    this.publishedHits = this.hits
   }
 
   /**
@@ -358,7 +347,6 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   }
 
   private publishSize(): void {
-    this.publishHits()
     this.metrics.size(this.table.count)
     this.metrics.weight(this.table.weight)
   }
@@ -438,7 +426,6 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private countMissOnly(): void {
     this.misses++
     this.metrics.misses()
-    this.publishHits()
   }
 
   contains(key: K): Effect.Effect<boolean> {
@@ -554,7 +541,6 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 
   get stats(): Effect.Effect<LoadingCacheStats> {
     return Effect.sync(() => {
-      this.publishHits()
       const requests = this.hits + this.misses
       return {
         hits: this.hits,
