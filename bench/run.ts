@@ -19,10 +19,10 @@ import { w7 } from "./workloads/w7.js"
 import { w8 } from "./workloads/w8.js"
 
 const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7, w8 }
-// Options with a value (`--locomo <dir>`) are for the workloads (each reads its own); the rest are workload names.
+// Options with a value (`--traces <dir>` for w3, `--locomo <dir>` for w8) are read by the workloads; the rest are names.
 const args = process.argv.slice(2)
-const options = args.flatMap((a, i) => (a.startsWith("--") ? [a, args[i + 1]!] : []))
-const only = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1]!.startsWith("--")))
+const only = args.filter((arg, i) => !arg.startsWith("--") && !args[i - 1]?.startsWith("--"))
+const options = args.filter((arg) => !only.includes(arg))
 const unknown = only.filter((name) => !(name in all))
 if (unknown.length > 0) {
   console.error(`unknown workload ${unknown.join(", ")} (known: ${Object.keys(all).join(", ")})`)

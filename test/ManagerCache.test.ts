@@ -9,6 +9,10 @@ import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { ManagerCache, managerCacheOptions } from "../src/services/ManagerCache.js"
 import { StoreEvents } from "../src/services/StoreEvents.js"
 import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
+import { Embedder } from "../src/embedding/Embedder.js"
+import type { StoreManager } from "../src/services/StoreManager.js"
+import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
+import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { cannedManager, makeLookup, type CannedManager } from "./support/doubles.js"
 
 const config = (input: CacheConfigInput = {}) => Either.getOrThrow(decodeCacheConfig({ ttl: "60 seconds", sweepInterval: "10 seconds", ...input }))
@@ -190,6 +194,65 @@ describe("ManagerCache", () => {
       expect((yield* Metric.value(M.tagged(M.cacheLoadDuration, label))).count).toBe(4)
       expect(Duration.toMillis(config().ttl)).toBe(60_000)
     }))
+})
+
+describe("ManagerCache releases the managers it drops", () => {
+  /** A lookup of managers that record their release (the caller's side: what a warm manager does is tested below). */
+  const releasing = Effect.sync(() => {
+    const released: Array<string> = []
+    let version = 0
+    const lookup = (id: string) =>
+      Effect.sync((): StoreManager => {
+        const name = `${id}#${++version}`
+        return { ...cannedManager(id), release: Effect.sync(() => void released.push(name)) }
+      })
+    return { released, lookup }
+  })
+
+  it.scoped("an evicted, an expired, an invalidated and a replaced manager are each released once; held ones are not", () =>
+    Effect.gen(function* () {
+      const { released, lookup } = yield* releasing
+      const cache = yield* LoadingCache.makeWith(managerCacheOptions(config({ capacity: 2, ttl: "60 seconds", refreshAhead: 1 }), lookup, "releasing"))
+      yield* cache.get("a")
+      yield* cache.get("b")
+      yield* cache.get("c") // evicts a (an LRU at first)
+      yield* settle(Effect.sync(() => released.length === 1))
+      expect(released).toEqual(["a#1"])
+      yield* cache.invalidate("b")
+      yield* settle(Effect.sync(() => released.length === 2))
+      yield* cache.refresh("c") // a manager without `refresh` is reopened: the old one is replaced
+      yield* settle(Effect.sync(() => released.length === 3))
+      yield* TestClock.adjust("60 seconds")
+      yield* cache.get("c") // expired
+      yield* settle(Effect.sync(() => released.length === 4))
+      expect(released).toEqual(["a#1", "b#2", "c#3", "c#4"])
+      expect((yield* cache.values).map((m) => m.name)).toEqual(["c"])
+    }))
+})
+
+describe("a warm manager the cache drops", () => {
+  const Stores = SqlStore.layer({ resultCache: false, backgroundLoadBytes: 1024 }).pipe(
+    Layer.provideMerge(Layer.mergeAll(PgliteClient.layer({ dataDir: "memory://" }), Embedder.layerFeatureHashing({ dimensions: 16 }), StoreEvents.layerLocal))
+  )
+
+  it.scoped("is released: its background read is stopped and it answers from SQL", () =>
+    Effect.gen(function* () {
+      const store = yield* SqlStore
+      const descriptor = yield* store.registerSource("big")
+      const rows = Array.from({ length: 200 }, (_, i) => ({ id: `e${i}`, text: `entry ${i}`, timestamp: 1_700_000_000_000 + i, metadata: {} }))
+      yield* (yield* store.open("big")).insert(rows)
+      const options = managerCacheOptions(config({ capacity: 2 }), () => store.openDescriptor(descriptor, { warmBytes: 1 << 30 }), "warm-release")
+      let released = false
+      const cache = yield* LoadingCache.makeWith({ ...options, onRemoval: (key, manager, cause) => Effect.zipRight(options.onRemoval!(key, manager, cause), Effect.sync(() => void (released = true))) })
+      const manager = yield* cache.get("big")
+      expect(manager.release).toBeDefined()
+      yield* cache.invalidate("big")
+      yield* settle(Effect.sync(() => released))
+      const served = Effect.map(Metric.value(Metric.tagged(M.storeQueries, "served", "sql")), (s) => s.count)
+      const before = yield* served
+      expect((yield* manager.getMostRecent(2)).map((e) => e.text)).toEqual(["entry 199", "entry 198"])
+      expect((yield* served) - before).toBe(1)
+    }).pipe(Effect.provide(Stores)))
 })
 
 describe("ManagerCache follows StoreEvents", () => {

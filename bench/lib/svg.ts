@@ -48,7 +48,8 @@ export const chart = (title: string, panels: ReadonlyArray<Panel>, xLabel: strin
       for (const [x, y] of s.points) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`)
     }
   })
-  const series = panels[0]!.series
+  // The legend: every series any panel draws, once.
+  const series = [...new Map(panels.flatMap((p) => p.series).map((s) => [s.name, s] as const)).values()]
   series.forEach((s, i) => {
     const x = 20 + i * 170
     const y = height - 16

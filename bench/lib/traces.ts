@@ -2,6 +2,8 @@
  * Access traces of the shapes the caching literature compares policies on, generated from a seed,
  * and the offline optimum (Belady's MIN) for each. Each trace names keys as strings.
  */
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
 import { prng, zipf } from "./workload.js"
 
 export interface Trace {
@@ -126,4 +128,68 @@ export const optimum = (keys: ReadonlyArray<string>, capacity: number): number =
     push([next[i]!, key])
   })
   return hits / keys.length
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public traces: the files Caffeine's simulator reads (the LIRS set, cache2k's, scarab's), read
+// from a directory of the user's (never committed: `--traces <dir>` or PANTHEON_TRACES).
+
+/** How a trace file stores its keys: LIRS text (one block number a line, `*` marks ignored), 4-byte or 8-byte big-endian integers. */
+type Format = "lirs" | "int32" | "int64"
+
+export interface PublicTrace extends Trace {
+  /** The cache sizes it is replayed at. */
+  readonly sizes: ReadonlyArray<number>
+  /** Published W-TinyLFU hit rates (Caffeine 2.3) by size, where known. */
+  readonly published: Readonly<Record<number, number>>
+}
+
+interface TraceFile {
+  readonly name: string
+  readonly file: string
+  readonly format: Format
+  readonly description: string
+  readonly sizes: ReadonlyArray<number>
+  readonly published?: Readonly<Record<number, number>>
+}
+
+/** Where the files are: the directory in Caffeine's repository (simulator/src/main/resources/.../simulator/parser/). */
+export const TRACE_SOURCE = "github.com/ben-manes/caffeine, simulator/src/main/resources/com/github/benmanes/caffeine/cache/simulator/parser/{lirs,cache2k,scarab}"
+
+/** The bench's subset: the short loop-heavy LIRS traces issue 17 names, two more of the LIRS set, cache2k's web traces and scarab. */
+export const TRACE_FILES: ReadonlyArray<TraceFile> = [
+  { name: "gli", file: "gli.trace", format: "lirs", description: "LIRS glimpse: loops (6,015 requests)", sizes: [250, 500, 1000, 1500, 2000], published: { 500: 0.3305, 1000: 0.493 } },
+  { name: "multi2", file: "multi2.trace", format: "lirs", description: "LIRS multi2: loops and a scan (26,311)", sizes: [600, 1200, 1800, 3000], published: { 1800: 0.6758, 3000: 0.7797 } },
+  { name: "cpp", file: "cpp.trace", format: "lirs", description: "LIRS cpp: short loops (9,047)", sizes: [25, 50, 100, 200], published: { 50: 0.5677 } },
+  { name: "sprite", file: "sprite.trace", format: "lirs", description: "LIRS sprite: recency and frequency (133,996)", sizes: [100, 200, 400, 800], published: { 200: 0.4967 } },
+  { name: "cs", file: "cs.trace", format: "lirs", description: "LIRS cs: loops (6,781)", sizes: [100, 200, 400, 800] },
+  { name: "ps", file: "ps.trace", format: "lirs", description: "LIRS ps: loops (10,448)", sizes: [100, 200, 400, 800] },
+  { name: "web07", file: "web07.trace", format: "int32", description: "cache2k web07: a web server's pages (76,118)", sizes: [75, 300, 1200, 3000] },
+  { name: "web12", file: "web12.trace", format: "int32", description: "cache2k web12: a web server's pages (95,607)", sizes: [75, 300, 1200, 3000] },
+  { name: "scarab", file: "scarab-recs.trace", format: "int64", description: "scarab recs: a recommender's database (1,245,184); frequency is a negative signal", sizes: [1000, 10000] }
+]
+
+const parse = (bytes: Buffer, format: Format): Array<string> => {
+  if (format === "lirs") return bytes.toString("utf8").split("\n").filter((line) => /^\d+$/.test(line.trim())).map((line) => `k${line.trim()}`)
+  const width = format === "int32" ? 4 : 8
+  const keys = new Array<string>(Math.floor(bytes.length / width))
+  for (let i = 0; i < keys.length; i++) {
+    keys[i] = format === "int32" ? `k${bytes.readInt32BE(i * 4)}` : `k${bytes.readBigInt64BE(i * 8)}`
+  }
+  return keys
+}
+
+/** The traces found in `dir` (as named in `TRACE_FILES`), and the names of those missing. */
+export const publicTraces = (dir: string): { readonly traces: Array<PublicTrace>; readonly missing: Array<string> } => {
+  const traces: Array<PublicTrace> = []
+  const missing: Array<string> = []
+  for (const t of TRACE_FILES) {
+    const path = join(dir, t.file)
+    if (!existsSync(path)) {
+      missing.push(t.file)
+      continue
+    }
+    traces.push({ name: t.name, description: t.description, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format) })
+  }
+  return { traces, missing }
 }

@@ -27,9 +27,15 @@
  * - **Bounds**: at most `capacity` entries and, with a `weigher`, at most `maxWeight` total weight;
  *   adaptive W-TinyLFU chooses what to evict (`WindowTinyLfu.ts`), or plain LRU while W-TinyLFU
  *   has not shown it would hit more (`PolicyDuel.ts`; a cache with no bound on its count always uses W-TinyLFU).
+ * - **Removal notices**: every value that leaves (evicted, expired, invalidated, replaced) is told
+ *   to `onRemoval` once, in a fiber of the cache after the request that removed it (`Removal.ts`).
  * - Keys are compared as `Map` keys (strings and numbers by value, objects by reference), not with
  *   `Equal`: use string or number keys.
  * - The cache reads the `Clock` of the fiber that builds it (build it after `TestClock` is in place).
+ *
+ * Layout: `EntryState.ts` (an entry's states and transitions, pure), `LoadRunner.ts` (the loads'
+ * fibers), `Entries.ts` (the map and the eviction policy, changed together), `Eviction.ts` (the
+ * policy and the duel), `Removal.ts` (the listener's queue); this file is the `Cache` API over them.
  *
  * Why not Effect 3's `Cache` (measured on effect 3.22.4, docs/decisions/cache-engine.md): its
  * eviction evicts hot keys (every load leaves a stale node in its access list; on a Zipf(1.0) trace
@@ -38,11 +44,17 @@
  * replaces the good value; an interrupted first caller fails every waiter; `invalidate` cannot stop
  * an in-flight lookup from being cached; and it has no weights, no eviction or load counters.
  */
-import { Cache, Cause, type Clock, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Runtime, Schedule, type Scope } from "effect"
+import { Cache, Deferred, Duration, Effect, Either, Exit, Option, type Runtime, Schedule, type Scope } from "effect"
 import * as M from "../metrics.js"
+import { Entries, type Entry } from "./Entries.js"
+import * as EntryState from "./EntryState.js"
 import { hashKey } from "./FrequencySketch.js"
-import { type EvictionPolicy, PolicyDuel } from "./PolicyDuel.js"
-import { Region, type PolicyNode, WindowTinyLfu } from "./WindowTinyLfu.js"
+import { type Load, LoadRunner } from "./LoadRunner.js"
+import type { EvictionPolicy } from "./PolicyDuel.js"
+import { type RemovalCause, type RemovalListener, RemovalQueue } from "./Removal.js"
+import { type Ticker, tickerOf } from "./Ticker.js"
+
+export type { RemovalCause, RemovalListener } from "./Removal.js"
 
 export interface LoadingCacheOptions<Key, Value, Error = never, R = never> {
   /** Most entries held, as `Cache.makeWith`'s `capacity` (`Infinity`: no bound on the count). */
@@ -71,6 +83,12 @@ export interface LoadingCacheOptions<Key, Value, Error = never, R = never> {
   readonly lookupConcurrency?: number
   /** Reloads a key that holds a value (refresh-ahead, `refresh`, a reload after TTL); default `lookup`. */
   readonly reload?: (key: Key, previous: Value) => Effect.Effect<Value, Error, R>
+  /**
+   * Told of each value that leaves the cache and why (`RemovalCause`), to release what it holds.
+   * Runs in a fiber of the cache after the request that removed the value, one notice at a time;
+   * its failures are logged, never propagated. Default: none.
+   */
+  readonly onRemoval?: RemovalListener<Key, Value, R>
   /** The `cache` label of this cache's metrics (default `"cache"`). */
   readonly label?: string
 }
@@ -107,199 +125,148 @@ export interface LoadingCache<in out Key, in out Value, out Error = never> exten
   readonly stats: Effect.Effect<LoadingCacheStats>
 }
 
-// ---------------------------------------------------------------------------------------------
-// Entry state: one value per key, replaced (never mutated) on every transition, so a load that
-// finishes can tell whether its entry is still the one it started for.
-
-interface Ready<V> {
-  readonly _tag: "Ready"
-  readonly value: V
-  /** `Effect.succeed(value)`, allocated once: a hit returns it as is. */
-  readonly served: Effect.Effect<V>
-  readonly loadedAt: number
-  readonly expiresAt: number
-  /** A hit from this time on starts a background reload. */
-  readonly refreshAt: number
-  /** After a failed reload: no new reload before this time. */
-  readonly retryAt: number
-}
-
-/** The first load of a key: nothing to serve until it ends. */
-interface Loading<V, E> {
-  readonly _tag: "Loading"
-  readonly flight: Deferred.Deferred<V, E>
-}
-
-/** A reload of a key whose value is still held (and served while fresh). */
-interface Refreshing<V, E> {
-  readonly _tag: "Refreshing"
-  readonly current: Ready<V>
-  readonly flight: Deferred.Deferred<V, E>
-}
-
-/** A failed load, remembered for its failure TTL. */
-interface Failed<E> {
-  readonly _tag: "Failed"
-  readonly failure: Effect.Effect<never, E>
-  readonly expiresAt: number
-}
-
-type State<V, E> = Ready<V> | Loading<V, E> | Refreshing<V, E> | Failed<E>
-type InFlight<V, E> = Loading<V, E> | Refreshing<V, E>
-
-interface Node<K, V, E> extends PolicyNode<Node<K, V, E>> {
-  readonly key: K
-  state: State<V, E>
-}
-
 const variance = { _Key: (_: unknown) => _, _Error: (_: never) => _, _Value: (_: unknown) => _ }
+
+type Begin<K, V, E> = (load: Load<K, V, E>) => void
 
 class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   readonly [Cache.CacheTypeId] = variance as any
   readonly [Cache.ConsumerCacheTypeId] = variance as any
 
-  private readonly map = new Map<K, Node<K, V, E>>()
-  private readonly policy: WindowTinyLfu<Node<K, V, E>>
-  private readonly running = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
-  /** Loads decided by the current synchronous step, started by `launch` at its end. */
-  private starting: Array<{
-    readonly node: Node<K, V, E>
-    readonly state: InFlight<V, E>
-    readonly previous: Ready<V> | undefined
-    readonly lookup: (() => Effect.Effect<V, E>) | undefined
-  }> = []
+  private readonly table: Entries<K, V, E>
+  private readonly runner: LoadRunner<K, V, E>
+  private readonly removals: RemovalQueue<K, V> | undefined
   private readonly label: string
   private readonly metrics: M.CacheMetrics
-  private readonly staleFor: number
-  private readonly refreshAhead: number
-  private closed = false
+  private readonly timing: EntryState.Timing
   private hits = 0
   private misses = 0
-  private loads = 0
   private loadFailures = 0
   private evictions = 0
   private expirations = 0
   private invalidations = 0
-  private refreshes = 0
   private staleServed = 0
-  /** Chooses between LRU and W-TinyLFU for a cache with a bound on its number of entries. */
-  private readonly duel: PolicyDuel | null
 
   constructor(
     private readonly options: LoadingCacheOptions<K, V, E, any>,
-    private readonly runtime: Runtime.Runtime<any>,
-    private readonly clock: Clock.Clock,
-    private readonly permits: Effect.Semaphore | undefined
+    runtime: Runtime.Runtime<any>,
+    private readonly ticker: Ticker,
+    permits: Effect.Semaphore | undefined
   ) {
     const weighted = options.weigher !== undefined
-    this.policy = new WindowTinyLfu<Node<K, V, E>>({
+    this.label = options.label ?? "cache"
+    this.metrics = M.forCache(this.label)
+    this.timing = {
+      staleFor: options.staleIfError === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleIfError)),
+      refreshAhead: options.refreshAhead ?? 1
+    }
+    this.table = new Entries<K, V, E>({
       maximum: weighted ? (options.maxWeight ?? Infinity) : options.capacity,
       maximumEntries: options.capacity,
       weighted,
-      onEvict: (node) => {
-        if (this.map.get(node.key) === node) this.map.delete(node.key)
-        this.evictions++
-        this.metrics.evictions()
-      }
+      onRemoved: (key, value, cause) => this.removed(key, value, cause)
     })
-    this.duel = Number.isFinite(options.capacity) && Number.isFinite(this.policy.maximum) ? new PolicyDuel(this.policy) : null
-    this.label = options.label ?? "cache"
-    this.metrics = M.forCache(this.label)
-    this.staleFor = options.staleIfError === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleIfError))
-    this.refreshAhead = options.refreshAhead ?? 1
+    this.runner = new LoadRunner<K, V, E>({
+      lookup: options.lookup,
+      lookupMany: options.lookupMany,
+      reload: options.reload,
+      permits,
+      runtime,
+      label: this.label,
+      metrics: this.metrics,
+      now: () => this.ticker.now(),
+      settle: (load, exit) => this.settle(load, exit)
+    })
+    this.removals = options.onRemoval === undefined ? undefined : new RemovalQueue(options.onRemoval, this.runner.fork, this.label)
   }
 
   // -------------------------------------------------------------------------------------------
   // The request path: synchronous, one decision per key.
 
-  private now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
-  }
-
   /** Serves one request: a fresh `Ready` state (a hit), or an effect to run (a load to wait for, a failure). */
-  private serve(key: K, now: number, lookup?: () => Effect.Effect<V, E>): Ready<V> | Effect.Effect<V, E> {
-    const hash = hashKey(key)
-    this.policy.record(hash)
-    const node = this.map.get(key)
-    if (node === undefined) return this.miss(key, hash, lookup)
-    const state = node.state
-    switch (state._tag) {
-      case "Ready":
-        return this.serveReady(node, state, now, lookup)
-      case "Refreshing": {
-        const current = state.current
-        if (now < current.expiresAt) return this.hit(node, current)
-        this.countMiss()
-        return this.withStaleFallback(node, state.flight, current)
+  private serve(key: K, now: number, begin: Begin<K, V, E>, lookup?: () => Effect.Effect<V, E>): EntryState.Ready<V> | Effect.Effect<V, E> {
+    const entry = this.table.find(key)
+    if (entry === undefined) return this.loadAnew(key, hashKey(key), begin, lookup)
+    const state = entry.state
+    switch (EntryState.request(state, now, this.timing)) {
+      case EntryState.Verdict.Hit:
+        return this.hit(entry, EntryState.held(state)!)
+      case EntryState.Verdict.HitAndRefresh: {
+        const ready = this.hit(entry, state as EntryState.Ready<V>)
+        this.reload(entry, ready, begin, lookup)
+        return ready
       }
-      case "Loading":
-        this.countMiss()
-        return Deferred.await(state.flight)
-      case "Failed":
-        if (now < state.expiresAt) {
-          this.countMiss()
-          return state.failure
-        }
-        this.map.delete(key)
-        return this.miss(key, hash, lookup)
-    }
-  }
-
-  private serveReady(node: Node<K, V, E>, ready: Ready<V>, now: number, lookup?: () => Effect.Effect<V, E>): Ready<V> | Effect.Effect<V, E> {
-    if (now < ready.expiresAt) {
-      if (now >= ready.refreshAt && now >= ready.retryAt) this.startLoad(node, ready, lookup)
-      return this.hit(node, ready)
-    }
-    if (now < ready.expiresAt + this.staleFor) {
-      if (now < ready.retryAt) {
+      case EntryState.Verdict.Stale:
         // A reload failed less than its failure TTL ago: serve stale without hammering the source.
-        this.staleServed++
-        this.metrics.staleServed()
-        return this.hit(node, ready)
+        this.countStale()
+        return this.hit(entry, state as EntryState.Ready<V>)
+      case EntryState.Verdict.Reload: {
+        this.miss(entry.hash, entry)
+        const ready = state as EntryState.Ready<V>
+        return this.withStaleFallback(entry, this.reload(entry, ready, begin, lookup).flight, ready)
       }
-      this.countMiss()
-      return this.withStaleFallback(node, this.startLoad(node, ready, lookup).flight, ready)
+      case EntryState.Verdict.Wait:
+        this.miss(entry.hash, entry)
+        return state._tag === "Refreshing" ? this.withStaleFallback(entry, state.flight, state.current) : Deferred.await((state as EntryState.InFlight<V, E>).flight)
+      case EntryState.Verdict.Fail:
+        this.miss(entry.hash, entry)
+        return (state as EntryState.Failed<E>).failure
+      case EntryState.Verdict.Expired:
+        this.table.remove(entry, "expired")
+        return this.loadAnew(key, entry.hash, begin, lookup)
+      case EntryState.Verdict.Forgotten:
+        this.table.remove(entry, null)
+        return this.loadAnew(key, entry.hash, begin, lookup)
     }
-    this.expire(node)
-    return this.miss(node.key, node.hash, lookup)
   }
 
-  private hit(node: Node<K, V, E>, ready: Ready<V>): Ready<V> {
+  private hit(entry: Entry<K, V, E>, ready: EntryState.Ready<V>): EntryState.Ready<V> {
     this.hits++
     this.metrics.hits()
-    this.policy.onHit(node)
-    this.duel?.observe(node.hash, true, node.weight)
+    this.table.request(entry.hash, entry)
     return ready
   }
 
-  private countMiss(): void {
-    this.misses++
-    this.metrics.misses()
+  /**
+   * A request not served at once. Shown to the policy with its `entry` when the key has one (a load
+   * in flight, a failure, a value past its TTL): whichever policy served, the key would be there, so
+   * for the duel it is no evidence either way; a key with no entry is a miss of the policy's own.
+   */
+  private miss(hash: number, entry?: Entry<K, V, E>): void {
+    this.countMissOnly()
+    this.table.request(hash, entry)
   }
 
-  /** No entry: a new one, loading. */
-  private miss(key: K, hash: number, lookup?: () => Effect.Effect<V, E>): Effect.Effect<V, E> {
-    this.countMiss()
-    this.policy.onMiss(hash)
-    this.duel?.observe(hash, false, this.policy.typicalWeight())
-    return this.loadNew(key, hash, lookup)
+  private countStale(): void {
+    this.staleServed++
+    this.metrics.staleServed()
   }
 
-  private loadNew(key: K, hash: number, lookup?: () => Effect.Effect<V, E>): Effect.Effect<V, E> {
-    const node: Node<K, V, E> = { key, hash, state: undefined as never, weight: 0, region: Region.None, prev: null, next: null }
-    this.map.set(key, node)
-    return Deferred.await(this.startLoad(node, undefined, lookup).flight)
+  /** No entry (or none worth keeping): a miss, and a new entry, loading. */
+  private loadAnew(key: K, hash: number, begin: Begin<K, V, E>, lookup?: () => Effect.Effect<V, E>): Effect.Effect<V, E> {
+    this.miss(hash)
+    const state = EntryState.loading<V, E>(undefined)
+    const entry = this.table.create(key, hash, state)
+    begin({ entry, state, previous: undefined, reloading: false, lookup })
+    return Deferred.await(state.flight)
+  }
+
+  /** Starts a reload of the value the entry holds (served meanwhile while fresh). */
+  private reload(entry: Entry<K, V, E>, previous: EntryState.Ready<V>, begin: Begin<K, V, E>, lookup?: () => Effect.Effect<V, E>): EntryState.InFlight<V, E> {
+    const state = EntryState.loading<V, E>(previous)
+    entry.state = state
+    begin({ entry, state, previous: previous.value, reloading: true, lookup })
+    return state
   }
 
   /** Waits for a reload of an expired value; if it fails, the value is served while stale-if-error allows. */
-  private withStaleFallback(node: Node<K, V, E>, flight: Deferred.Deferred<V, E>, stale: Ready<V>): Effect.Effect<V, E> {
+  private withStaleFallback(entry: Entry<K, V, E>, flight: EntryState.InFlight<V, E>["flight"], stale: EntryState.Ready<V>): Effect.Effect<V, E> {
     return Effect.catchAll(Deferred.await(flight), (error) =>
       Effect.suspend(() => {
-        if (this.map.get(node.key) !== node || this.now() >= stale.expiresAt + this.staleFor) return Effect.fail(error)
-        this.staleServed++
-        this.metrics.staleServed()
+        if (!this.table.isCurrent(entry) || this.ticker.now() >= stale.expiresAt + this.timing.staleFor) return Effect.fail(error)
+        this.countStale()
         return Effect.as(
-          Effect.logWarning(`cache ${this.label}: serving a stale value for ${String(node.key)}: ${describe(error)}`),
+          Effect.logWarning(`cache ${this.label}: serving a stale value for ${String(entry.key)}: ${describe(error)}`),
           stale.value
         )
       })
@@ -307,145 +274,39 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Loads
-
-  /**
-   * Puts the node in flight (a first load, or a reload of `previous`). Its fiber starts at the end of
-   * the synchronous step that decided it (`launch`), together with the other loads that step
-   * decided, so that `getMany` can hand its first loads to `lookupMany` as one batch.
-   */
-  private startLoad(node: Node<K, V, E>, previous: Ready<V> | undefined, lookup?: () => Effect.Effect<V, E>): InFlight<V, E> {
-    const flight = Deferred.unsafeMake<V, E>(FiberId.none)
-    const state: InFlight<V, E> = previous === undefined ? { _tag: "Loading", flight } : { _tag: "Refreshing", current: previous, flight }
-    node.state = state
-    this.starting.push({ node, state, previous, lookup })
-    return state
-  }
-
-  /** Starts the loads decided by the current step: first loads batched when `lookupMany` is given. */
-  private launch(): void {
-    if (this.starting.length === 0) return
-    const started = this.starting
-    this.starting = []
-    if (this.closed) {
-      for (const { state } of started) Deferred.unsafeDone(state.flight, Exit.interrupt(FiberId.none))
-      return
-    }
-    const batch = this.options.lookupMany === undefined ? [] : started.filter((s) => s.previous === undefined && s.lookup === undefined)
-    const batched = new Set(batch.length > 1 ? batch : [])
-    if (batched.size > 0) this.fork(this.loadBatch(batch))
-    for (const start of started) if (!batched.has(start)) this.fork(this.load(start.node, start.state, start.previous, start.lookup))
-  }
-
-  private fork(effect: Effect.Effect<void>): void {
-    const fiber = Runtime.runFork(this.runtime)(effect)
-    this.running.add(fiber)
-    fiber.addObserver(() => this.running.delete(fiber))
-  }
-
-  private countLoads(n: number, refresh: boolean): void {
-    this.loads += n
-    this.metrics.loads(n)
-    if (refresh) {
-      this.refreshes += n
-      this.metrics.refreshes(n)
-    }
-  }
-
-  private withPermit<A, X>(effect: Effect.Effect<A, X>): Effect.Effect<A, X> {
-    return this.permits === undefined ? effect : this.permits.withPermits(1)(effect)
-  }
-
-  private load(node: Node<K, V, E>, state: InFlight<V, E>, previous: Ready<V> | undefined, own?: () => Effect.Effect<V, E>): Effect.Effect<void> {
-    const { lookup, reload } = this.options
-    const started = this.now()
-    const run = Effect.suspend(() => {
-      this.countLoads(1, previous !== undefined)
-      if (own !== undefined) return own()
-      return previous !== undefined && reload !== undefined ? reload(node.key, previous.value) : lookup(node.key)
-    }) as Effect.Effect<V, E>
-    return this.withPermit(run).pipe(
-      // Settles on every outcome, interruption included (the cache closing), so no waiter is left hanging.
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          this.metrics.loadDuration(this.now() - started)
-          this.settle(node, state, exit)
-        })
-      ),
-      Effect.ignore,
-      Effect.withSpan("LoadingCache.load", {
-        attributes: { cache: this.label, key: String(node.key), refresh: previous !== undefined },
-        captureStackTrace: false
-      })
-    )
-  }
-
-  private loadBatch(batch: ReadonlyArray<{ readonly node: Node<K, V, E>; readonly state: InFlight<V, E> }>): Effect.Effect<void> {
-    const keys = batch.map(({ node }) => node.key)
-    const started = this.now()
-    const run = Effect.suspend(() => {
-      this.countLoads(keys.length, false)
-      return this.options.lookupMany!(keys)
-    }) as Effect.Effect<ReadonlyArray<V>, E>
-    return this.withPermit(run).pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          this.metrics.loadDuration(this.now() - started)
-          const answered = Exit.isSuccess(exit) && exit.value.length !== keys.length
-            ? Exit.die(new Error(`cache ${this.label}: lookupMany answered ${exit.value.length} values for ${keys.length} keys`))
-            : exit
-          batch.forEach(({ node, state }, i) => this.settle(node, state, Exit.map(answered, (values) => values[i]!)))
-        })
-      ),
-      Effect.ignore,
-      Effect.withSpan("LoadingCache.loadMany", { attributes: { cache: this.label, keys: keys.length }, captureStackTrace: false })
-    )
-  }
+  // A load's end
 
   /** Records a finished load in its entry (unless the entry moved on meanwhile), then answers the waiters. */
-  private settle(node: Node<K, V, E>, state: InFlight<V, E>, result: Exit.Exit<V, E>): void {
+  private settle(load: Load<K, V, E>, result: Exit.Exit<V, E>): void {
+    const { entry, state } = load
     let exit = result
-    const now = this.now()
-    const current = this.map.get(node.key) === node && node.state === state
+    let weight = 0
     if (Exit.isSuccess(exit)) {
-      const weight = this.weigh(node.key, exit.value)
-      if (typeof weight !== "number") exit = Exit.die(weight)
-      else if (current) this.store(node, exit.value, exit, now, weight)
+      const weighed = this.weigh(entry.key, exit.value)
+      if (typeof weighed === "number") weight = weighed
+      else exit = Exit.die(weighed)
     }
-    if (Exit.isFailure(exit)) {
-      const interrupted = Cause.isInterruptedOnly(exit.cause)
-      if (!interrupted) {
-        this.loadFailures++
-        this.metrics.loadFailures()
+    if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) {
+      this.loadFailures++
+      this.metrics.loadFailures()
+    }
+    const fresh = Exit.isSuccess(exit) && !Object.is(exit.value, load.previous) ? exit : undefined
+    if (this.table.isCurrent(entry, state)) {
+      const next = EntryState.settled(state, exit, this.ticker.now(), this.ttlOf(exit), this.timing)
+      if (next === undefined) {
+        this.table.remove(entry, Exit.isSuccess(exit) ? "expired" : null)
+        if (fresh !== undefined) this.notify(entry.key, fresh.value, "expired")
+      } else if (next._tag === "Ready") {
+        this.table.hold(entry, next, weight)
+      } else {
+        entry.state = next
       }
-      if (current) {
-        if (state._tag === "Refreshing") {
-          node.state = interrupted ? state.current : { ...state.current, retryAt: now + this.ttlOf(exit) }
-        } else {
-          const ttl = interrupted ? 0 : this.ttlOf(exit)
-          if (ttl > 0) node.state = { _tag: "Failed", failure: Effect.failCause(exit.cause), expiresAt: now + ttl }
-          else this.drop(node)
-        }
-      }
+    } else if (fresh !== undefined) {
+      // The entry left (or was set) while loading: the value is not kept, and the listener is told so.
+      this.notify(entry.key, fresh.value, entry.removedBy ?? "replaced")
     }
     this.publishSize()
     Deferred.unsafeDone(state.flight, exit)
-  }
-
-  private store(node: Node<K, V, E>, value: V, exit: Exit.Exit<V, E>, now: number, weight: number): void {
-    const ttl = this.ttlOf(exit)
-    if (ttl <= 0) return this.drop(node)
-    node.state = {
-      _tag: "Ready",
-      value,
-      served: Effect.succeed(value),
-      loadedAt: now,
-      expiresAt: now + ttl,
-      refreshAt: this.refreshAhead >= 1 ? Infinity : now + ttl * this.refreshAhead,
-      retryAt: 0
-    }
-    if (node.region === Region.None) this.policy.add(node, weight)
-    else this.policy.reweigh(node, weight)
   }
 
   private ttlOf(exit: Exit.Exit<V, E>): number {
@@ -461,66 +322,71 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
       : new Error(`cache ${this.label}: the weigher returned ${weight} for ${String(key)} (expected a finite number ≥ 0)`)
   }
 
-  /** Removes the node from the map and the policy: not counted (the caller counts why). */
-  private drop(node: Node<K, V, E>): void {
-    if (this.map.get(node.key) === node) this.map.delete(node.key)
-    this.policy.remove(node)
+  /** A value the cache never held is dropped (loaded after its entry left, or with nothing to keep it for): only the listener is told. */
+  private notify(key: K, value: V, cause: RemovalCause): void {
+    this.removals?.push(key, value, cause)
   }
 
-  private expire(node: Node<K, V, E>): void {
-    this.drop(node)
-    this.expirations++
-    this.metrics.expirations()
+  /** A held value left: counted by cause and told to the listener. */
+  private removed(key: K, value: V, cause: RemovalCause): void {
+    switch (cause) {
+      case "evicted":
+        this.evictions++
+        this.metrics.evictions()
+        break
+      case "expired":
+        this.expirations++
+        this.metrics.expirations()
+        break
+      case "invalidated":
+        this.invalidations++
+        this.metrics.invalidations()
+        break
+    }
+    this.removals?.push(key, value, cause)
   }
 
   private publishSize(): void {
-    this.metrics.size(this.policy.count)
-    this.metrics.weight(this.policy.weightedSize)
+    this.metrics.size(this.table.count)
+    this.metrics.weight(this.table.weight)
   }
 
   // -------------------------------------------------------------------------------------------
   // Cache.Cache
 
   get(key: K): Effect.Effect<V, E> {
-    return Effect.suspend(() => {
-      const served = this.serve(key, this.now())
-      this.launch()
-      return Effect.isEffect(served) ? served : served.served
-    })
+    return Effect.suspend(() => this.serveOne(key, undefined))
   }
 
   getWith<E2 extends E>(key: K, lookup: () => Effect.Effect<V, E2>): Effect.Effect<V, E> {
-    return Effect.suspend(() => {
-      const served = this.serve(key, this.now(), lookup)
-      this.launch()
-      return Effect.isEffect(served) ? served : served.served
-    })
+    return Effect.suspend(() => this.serveOne(key, lookup))
+  }
+
+  private serveOne(key: K, lookup: (() => Effect.Effect<V, E>) | undefined): Effect.Effect<V, E> {
+    const served = this.serve(key, this.ticker.now(), this.runner.start, lookup)
+    return isReady(served) ? served.served : served
   }
 
   getEither(key: K): Effect.Effect<Either.Either<V, V>, E> {
     return Effect.suspend((): Effect.Effect<Either.Either<V, V>, E> => {
-      const served = this.serve(key, this.now())
-      this.launch()
-      return Effect.isEffect(served) ? Effect.map(served, (v) => Either.right(v)) : Effect.succeed(Either.left(served.value))
+      const served = this.serve(key, this.ticker.now(), this.runner.start)
+      return isReady(served) ? Effect.succeed(Either.left(served.value)) : Effect.map(served, (v) => Either.right(v))
     })
   }
 
   getMany(keys: Iterable<K>): Effect.Effect<Array<Either.Either<V, E>>> {
     return Effect.suspend(() => {
-      const now = this.now()
+      const now = this.ticker.now()
       const results: Array<Either.Either<V, E>> = []
-      let waits: Array<[number, Effect.Effect<V, E>]> | undefined
-      for (const key of keys) {
-        const served = this.serve(key, now)
-        if (Effect.isEffect(served)) {
-          ;(waits ??= []).push([results.length, served])
-          results.push(undefined as never)
-        } else {
-          results.push(Either.right(served.value))
+      const waits: Array<[number, Effect.Effect<V, E>]> = []
+      this.runner.batch((begin) => {
+        for (const key of keys) {
+          const served = this.serve(key, now, begin)
+          if (!isReady(served)) waits.push([results.length, served])
+          results.push(isReady(served) ? Either.right(served.value) : (undefined as never))
         }
-      }
-      this.launch()
-      if (waits === undefined) return Effect.succeed(results)
+      })
+      if (waits.length === 0) return Effect.succeed(results)
       return Effect.as(
         Effect.forEach(waits, ([i, wait]) => Effect.map(Effect.either(wait), (result) => void (results[i] = result)), { discard: true }),
         results
@@ -530,87 +396,97 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 
   getOption(key: K): Effect.Effect<Option.Option<V>, E> {
     return Effect.suspend(() => {
-      const node = this.map.get(key)
-      const now = this.now()
-      if (node !== undefined) {
-        const state = node.state
+      const entry = this.table.find(key)
+      const now = this.ticker.now()
+      if (entry !== undefined) {
+        const state = entry.state
         if (state._tag === "Loading") return Effect.map(Deferred.await(state.flight), Option.some)
         if (state._tag === "Failed" && now < state.expiresAt) return state.failure
-        const fresh = freshValue(state, now)
-        if (fresh !== undefined) return Effect.succeed(Option.some(this.hit(node, fresh).value))
+        const fresh = EntryState.servable(state, now)
+        if (fresh !== undefined) return Effect.succeed(Option.some(this.hit(entry, fresh).value))
       }
-      this.countMiss()
+      this.countMissOnly()
       return Effect.succeed(Option.none())
     })
   }
 
   getOptionComplete(key: K): Effect.Effect<Option.Option<V>> {
     return Effect.sync(() => {
-      const node = this.map.get(key)
-      const fresh = node === undefined ? undefined : freshValue(node.state, this.now())
+      const entry = this.table.find(key)
+      const fresh = entry === undefined ? undefined : EntryState.servable(entry.state, this.ticker.now())
       if (fresh === undefined) {
-        this.countMiss()
+        this.countMissOnly()
         return Option.none()
       }
-      return Option.some(this.hit(node!, fresh).value)
+      return Option.some(this.hit(entry!, fresh).value)
     })
+  }
+
+  /** A miss that asks for no load (`getOption*`): counted, not shown to the policy. */
+  private countMissOnly(): void {
+    this.misses++
+    this.metrics.misses()
   }
 
   contains(key: K): Effect.Effect<boolean> {
     return Effect.sync(() => {
-      const state = this.map.get(key)?.state
+      const state = this.table.find(key)?.state
       if (state === undefined) return false
       if (state._tag === "Loading") return true
-      if (state._tag === "Failed") return this.now() < state.expiresAt
-      return freshValue(state, this.now()) !== undefined
+      if (state._tag === "Failed") return this.ticker.now() < state.expiresAt
+      return EntryState.servable(state, this.ticker.now()) !== undefined
     })
   }
 
   entryStats(key: K): Effect.Effect<Option.Option<Cache.EntryStats>> {
     return Effect.sync(() => {
-      const state = this.map.get(key)?.state
-      const ready = state?._tag === "Ready" ? state : state?._tag === "Refreshing" ? state.current : undefined
+      const entry = this.table.find(key)
+      const ready = entry === undefined ? undefined : EntryState.held(entry.state)
       return ready === undefined ? Option.none() : Option.some(Cache.makeEntryStats(ready.loadedAt))
     })
   }
 
   refresh(key: K): Effect.Effect<void, E> {
-    return Effect.suspend(() => {
-      const wait = this.refreshNow(key)
-      this.launch()
-      return Effect.asVoid(wait)
-    })
+    return Effect.suspend(() => Effect.asVoid(this.refreshNow(key)))
   }
 
   private refreshNow(key: K): Effect.Effect<V, E> {
-    const node = this.map.get(key)
-    if (node === undefined) return this.loadNew(key, hashKey(key))
-    const state = node.state
+    const entry = this.table.find(key)
+    const begin = this.runner.start
+    if (entry === undefined) return this.startFirst(key, hashKey(key), begin)
+    const state = entry.state
     switch (state._tag) {
       case "Loading":
       case "Refreshing":
         return Deferred.await(state.flight)
       case "Ready":
-        return Deferred.await(this.startLoad(node, state).flight)
+        return Deferred.await(this.reload(entry, state, begin).flight)
       case "Failed":
-        this.map.delete(key)
-        return this.loadNew(key, node.hash)
+        this.table.remove(entry, null)
+        return this.startFirst(key, entry.hash, begin)
     }
+  }
+
+  /** A first load asked for by `refresh`: not a request, so neither a hit nor a miss. */
+  private startFirst(key: K, hash: number, begin: Begin<K, V, E>): Effect.Effect<V, E> {
+    const state = EntryState.loading<V, E>(undefined)
+    const entry = this.table.create(key, hash, state)
+    begin({ entry, state, previous: undefined, reloading: false, lookup: undefined })
+    return Deferred.await(state.flight)
   }
 
   set(key: K, value: V): Effect.Effect<void> {
     return Effect.sync(() => {
-      const exit = Exit.succeed(value)
       const weight = this.weigh(key, value)
       if (typeof weight !== "number") throw weight
-      let node = this.map.get(key)
-      if (node === undefined) {
-        node = { key, hash: hashKey(key), state: undefined as never, weight: 0, region: Region.None, prev: null, next: null }
-        this.map.set(key, node)
-      } else if (node.region !== Region.None) {
-        this.policy.onHit(node)
+      const entry = this.table.find(key)
+      const ttl = this.ttlOf(Exit.succeed(value))
+      if (ttl <= 0) {
+        if (entry !== undefined) this.table.remove(entry, "replaced")
+      } else {
+        const ready = EntryState.ready(value, this.ticker.now(), ttl, this.timing)
+        this.table.hold(entry ?? this.table.create(key, hashKey(key), ready), ready, weight)
       }
-      this.store(node, value, exit, this.now(), weight)
       this.publishSize()
     })
   }
@@ -621,40 +497,29 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 
   invalidateWhen(key: K, predicate: (value: V) => boolean): Effect.Effect<void> {
     return Effect.sync(() => {
-      const state = this.map.get(key)?.state
-      const ready = state?._tag === "Ready" ? state : state?._tag === "Refreshing" ? state.current : undefined
+      const entry = this.table.find(key)
+      const ready = entry === undefined ? undefined : EntryState.held(entry.state)
       if (ready !== undefined && predicate(ready.value)) this.invalidateNow(key)
     })
   }
 
   get invalidateAll(): Effect.Effect<void> {
     return Effect.sync(() => {
-      const held = this.policy.count
-      this.map.clear()
-      this.policy.clear()
-      if (held > 0) {
-        this.invalidations += held
-        this.metrics.invalidations(held)
-      }
+      this.table.clear("invalidated")
       this.publishSize()
     })
   }
 
   private invalidateNow(key: K): void {
-    const node = this.map.get(key)
-    if (node === undefined) return
-    const held = node.region !== Region.None
-    this.drop(node)
-    if (held) {
-      this.invalidations++
-      this.metrics.invalidations()
-    }
+    const entry = this.table.find(key)
+    if (entry === undefined) return
+    this.table.remove(entry, "invalidated")
     this.publishSize()
   }
 
   /** Entries holding a value (loads in flight and remembered failures are not counted). */
   get size(): Effect.Effect<number> {
-    return Effect.sync(() => this.policy.count)
+    return Effect.sync(() => this.table.count)
   }
 
   /** Keys with a fresh value, in the policy's order (window, probation, protected; least recent first). */
@@ -671,7 +536,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   }
 
   get cacheStats(): Effect.Effect<Cache.CacheStats> {
-    return Effect.sync(() => Cache.makeCacheStats({ hits: this.hits, misses: this.misses, size: this.policy.count }))
+    return Effect.sync(() => Cache.makeCacheStats({ hits: this.hits, misses: this.misses, size: this.table.count }))
   }
 
   get stats(): Effect.Effect<LoadingCacheStats> {
@@ -680,27 +545,27 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
       return {
         hits: this.hits,
         misses: this.misses,
-        size: this.policy.count,
-        loads: this.loads,
+        size: this.table.count,
+        loads: this.runner.loads,
         loadFailures: this.loadFailures,
         evictions: this.evictions,
         expirations: this.expirations,
         invalidations: this.invalidations,
-        refreshes: this.refreshes,
+        refreshes: this.runner.refreshes,
         staleServed: this.staleServed,
-        weight: this.policy.weightedSize,
+        weight: this.table.weight,
         hitRate: requests === 0 ? 0 : this.hits / requests,
-        evictionPolicy: this.duel?.current ?? "w-tinylfu"
+        evictionPolicy: this.table.eviction.current
       }
     })
   }
 
   private fresh(): Array<[K, V]> {
-    const now = this.now()
+    const now = this.ticker.now()
     const out: Array<[K, V]> = []
-    for (const node of this.policy.nodes()) {
-      const value = freshValue(node.state, now)
-      if (value !== undefined) out.push([node.key, value.value])
+    for (const entry of this.table.held()) {
+      const ready = EntryState.servable(entry.state, now)
+      if (ready !== undefined) out.push([entry.key, ready.value])
     }
     return out
   }
@@ -710,28 +575,21 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 
   /** Drops what can no longer be served: values past TTL + stale-if-error, failures past their TTL. */
   sweep(): void {
-    const now = this.now()
-    for (const node of [...this.map.values()]) {
-      const state = node.state
-      if (state._tag === "Ready" && now >= state.expiresAt + this.staleFor) this.expire(node)
-      else if (state._tag === "Failed" && now >= state.expiresAt) this.drop(node)
+    const now = this.ticker.now()
+    for (const entry of this.table.all()) {
+      const finished = EntryState.finished(entry.state, now, this.timing)
+      if (finished !== undefined) this.table.remove(entry, finished === "expired" ? "expired" : null)
     }
     this.publishSize()
   }
 
   close(): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      this.closed = true
-      return Fiber.interruptAll([...this.running])
-    })
+    return this.runner.close()
   }
 }
 
-/** The value a state can serve now, if any. */
-const freshValue = <V, E>(state: State<V, E>, now: number): Ready<V> | undefined => {
-  const ready = state._tag === "Ready" ? state : state._tag === "Refreshing" ? state.current : undefined
-  return ready !== undefined && now < ready.expiresAt ? ready : undefined
-}
+/** Whether `serve` answered a value at once (a `Ready` state; no effect is tagged "Ready"): cheaper than `Effect.isEffect` on a hit. */
+const isReady = <V>(served: EntryState.Ready<V> | Effect.Effect<V, any>): served is EntryState.Ready<V> => (served as { _tag?: unknown })._tag === "Ready"
 
 const describe = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
@@ -764,7 +622,7 @@ export const makeWith = <Key, Value, Error = never, R = never>(
     const runtime = yield* Effect.runtime<R>()
     const clock = yield* Effect.clock
     const permits = options.lookupConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(options.lookupConcurrency)
-    const cache = new LoadingCacheImpl<Key, Value, Error>(options, runtime, clock, permits)
+    const cache = new LoadingCacheImpl<Key, Value, Error>(options, runtime, tickerOf(clock), permits)
     yield* Effect.addFinalizer(() => cache.close())
     if (options.sweepInterval !== undefined) {
       yield* Effect.forkScoped(Effect.repeat(Effect.sync(() => cache.sweep()), Schedule.spaced(options.sweepInterval)))

@@ -20,7 +20,10 @@
  *   standard deviations of a fair coin over those disagreements: a sign test, so the noise of a
  *   small cache does not make the cache flap. Leaving LRU needs stronger evidence than returning to
  *   it, because LRU is the baseline a user compares with.
- * - Nothing is decided in the first `WARMUP_PERIODS` capacities of requests (both shadows fill).
+ * - Nothing is decided at a period's end in the first `WARMUP_PERIODS` capacities of requests (both
+ *   shadows fill). Every `EARLY_CHECK` requests, though, a full cache still an LRU leaves it at once
+ *   on overwhelming evidence or when it scans (`decideEarly`): a short loop-heavy trace ends before
+ *   the warm-up does. On switching to W-TinyLFU the cache's entries are arranged as the shadow holds them.
  *
  * Weights: the shadows weigh each entry as the cache does (a miss, whose value is not loaded yet,
  * at the cache's typical weight), so a cache with a weigher and a bound on its count (the store
@@ -49,6 +52,17 @@ const Z_TO_TINY_LFU = 3
 /** ... and to return to LRU (about 1 in 15): LRU is the safe side. */
 const Z_TO_LRU = 1.5
 
+/** Requests between two early checks (a power of two). */
+const EARLY_CHECK = 8
+/** Standard deviations of advantage for an early switch (about 1 in 3.5 million by chance). */
+const Z_EARLY = 5
+/** Disagreements an early switch needs at least. */
+const EARLY_DISAGREEMENTS = 50
+/** While the cache, as an LRU, hits at most this share of the requests (it is full, W-TinyLFU not behind), it scans: W-TinyLFU keeps what LRU lets go at no cost. */
+const SCAN_RATE = 0.01
+/** Requests of a period before a scan is recognised. */
+const SCAN_MIN = 64
+
 export type EvictionPolicy = "lru" | "w-tinylfu"
 
 /** What the duel needs of the cache's policy (`WindowTinyLfu`). */
@@ -59,7 +73,7 @@ export interface DuelledPolicy {
   readonly sketch: FrequencySketch
   readonly lru: boolean
   useLru(): void
-  useTinyLfu(windowMaximum: number): void
+  useTinyLfu(windowMaximum: number, regionOf?: (hash: number) => Region): void
 }
 
 /** A shadow's entry: a key's hash (reused for another key once evicted), its weight and its links. */
@@ -92,18 +106,21 @@ class Shadow {
     if (as === "lru") this.policy.useLru()
   }
 
+  /** The region the shadow holds the key's hash in (`None`: not held). */
+  readonly regionOf = (hash: number): Region => this.nodes.get(hash)?.region ?? Region.None
+
+  /** Replays one request (the policy's own sequence: `access`, then `put`, a miss's value being in at once); whether it hit. */
   access(hash: number, weight: number): boolean {
-    const node = this.nodes.get(hash)
-    if (node !== undefined) {
-      this.policy.onHit(node)
-      if (node.weight !== weight) this.policy.reweigh(node, weight)
+    const held = this.nodes.get(hash)
+    this.policy.access(hash, held)
+    if (held !== undefined) {
+      if (held.weight !== weight) this.policy.put(held, weight)
       return true
     }
-    this.policy.onMiss(hash)
-    const fresh = this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
-    fresh.hash = hash
-    this.nodes.set(hash, fresh)
-    this.policy.add(fresh, weight)
+    const node = this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
+    node.hash = hash
+    this.nodes.set(hash, node)
+    this.policy.put(node, weight)
     return false
   }
 }
@@ -116,14 +133,15 @@ export class PolicyDuel {
   private readonly rate: number
   private readonly period: number
   private readonly warmup: number
+  private readonly capacity: number
   private requests = 0
+  private lruHits = 0
   private seen = 0
   private advantage = 0
   private disagreements = 0
   private score = 0
   private spread = 0
-  /** How many times the cache changed policy. */
-  switches = 0
+  private switched = 0
 
   /** Duels for `policy` (with a finite bound on the number of entries), which starts as an LRU. */
   constructor(private readonly policy: DuelledPolicy, random: () => number = Math.random) {
@@ -134,9 +152,18 @@ export class PolicyDuel {
     this.threshold = this.rate * 2 ** 32
     this.period = Math.max(MIN_PERIOD, PERIOD_FACTOR * capacity)
     this.warmup = WARMUP_PERIODS * capacity
+    this.capacity = capacity
     this.lru = new Shadow("lru", policy, maximum, capacity, random)
     this.tinyLfu = new Shadow("w-tinylfu", policy, maximum, capacity, random)
     policy.useLru()
+  }
+
+  /** Where the W-TinyLFU shadow holds the key (an entry it does not sample keeps its place in recency order, in probation). */
+  private readonly regionOf = (hash: number): Region => (hash >= this.threshold ? Region.Probation : this.tinyLfu.regionOf(hash))
+
+  /** How many times the cache changed policy. */
+  get switches(): number {
+    return this.switched
   }
 
   get current(): EvictionPolicy {
@@ -154,26 +181,50 @@ export class PolicyDuel {
     const inLru = this.policy.lru
     const asLru = inLru ? hit : lruHit
     const asTinyLfu = inLru ? tinyLfuHit : hit
+    if (asLru) this.lruHits++
     if (asLru !== asTinyLfu) {
       this.disagreements++
       this.advantage += asTinyLfu ? 1 : -1
     }
     if (++this.requests >= this.period) this.decide()
+    else if ((this.requests & (EARLY_CHECK - 1)) === 0 && this.policy.lru) this.decideEarly()
+  }
+
+  /**
+   * The sequential part of the test, every `EARLY_CHECK` requests while the cache is an LRU, once a capacity of requests has passed:
+   * leaves LRU before the period ends (and before the warm-up is over) when the evidence is
+   * overwhelming (`Z_EARLY` deviations over at least `EARLY_DISAGREEMENTS` disagreements), or when
+   * the cache scans (hits at most `SCAN_RATE`, W-TinyLFU not behind): then W-TinyLFU's refusal to
+   * admit keeps what a loop will ask for again, at no cost now. A short loop-heavy trace is over
+   * before ten capacities have passed (LIRS gli: 6,015 requests; at 1,000 entries LRU hits 11 %,
+   * W-TinyLFU 49 %). On switching, the cache's entries are arranged as the shadow holds them.
+   */
+  private decideEarly(): void {
+    if (!this.policy.lru || this.seen + this.requests < this.capacity) return
+    const score = DECAY * this.score + this.advantage
+    const spread = DECAY * this.spread + this.disagreements
+    const scanning = this.requests >= SCAN_MIN && this.lruHits <= SCAN_RATE * this.requests && score >= 0
+    if (scanning || (spread >= EARLY_DISAGREEMENTS && score > Z_EARLY * Math.sqrt(spread))) this.toTinyLfu()
+  }
+
+  /** The cache serves as W-TinyLFU, with the shadow's window and its entries where the shadow holds them. */
+  private toTinyLfu(): void {
+    this.policy.useTinyLfu(this.tinyLfu.policy.windowMaximum / this.rate, this.regionOf)
+    this.switched++
   }
 
   private decide(): void {
     this.seen += this.requests
     this.score = DECAY * this.score + this.advantage
     this.spread = DECAY * this.spread + this.disagreements
-    this.requests = this.advantage = this.disagreements = 0
+    this.requests = this.advantage = this.disagreements = this.lruHits = 0
     if (this.seen < this.warmup) return
     const noise = Math.sqrt(this.spread)
     if (this.policy.lru && this.score > Z_TO_TINY_LFU * noise) {
-      this.policy.useTinyLfu(this.tinyLfu.policy.windowMaximum / this.rate)
-      this.switches++
+      this.toTinyLfu()
     } else if (!this.policy.lru && this.score < -Z_TO_LRU * noise) {
       this.policy.useLru()
-      this.switches++
+      this.switched++
     }
   }
 }

@@ -82,13 +82,13 @@ export interface WindowTinyLfuOptions<N> {
 
 export class WindowTinyLfu<N extends PolicyNode<N>> {
   readonly sketch: FrequencySketch
-  /** Total weight and number of the entries held. */
-  weightedSize = 0
-  count = 0
-  /** The window's share of `maximum` (the rest is the main region), as the climbing left it. */
-  windowMaximum: number
-  protectedMaximum: number
+  private held = 0
+  private total = 0
+  private windowShare: number
+  private protectedShare: number
   private lruOnly = false
+  /** Whether `access` counts the request in the sketch (a shadow reads the cache's sketch, which the cache counts). */
+  private readonly counts: boolean
   readonly maximum: number
   readonly maximumEntries: number
   readonly weighted: boolean
@@ -107,10 +107,11 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     this.maximum = Math.max(0, options.maximum)
     this.maximumEntries = options.maximumEntries ?? Infinity
     this.weighted = options.weighted ?? false
-    this.windowMaximum = Math.max(Math.min(1, this.maximum), Math.ceil(PERCENT_WINDOW * this.maximum))
-    this.protectedMaximum = Math.floor(PERCENT_MAIN_PROTECTED * (this.maximum - this.windowMaximum))
+    this.windowShare = Math.max(Math.min(1, this.maximum), Math.ceil(PERCENT_WINDOW * this.maximum))
+    this.protectedShare = Math.floor(PERCENT_MAIN_PROTECTED * (this.maximum - this.windowShare))
     const entries = this.weighted ? Math.min(this.maximumEntries, 16) : Math.min(this.maximum, this.maximumEntries)
     this.sketch = options.sketch ?? new FrequencySketch(Number.isFinite(entries) ? entries : 16)
+    this.counts = options.sketch === undefined
     this.windowGhosts = new GhostList(this.ghostCapacity())
     this.mainGhosts = new GhostList(this.ghostCapacity())
     this.onEvict = options.onEvict
@@ -122,26 +123,59 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     return this.lruOnly
   }
 
-  /** Records that the key was asked for (every request, hit or miss). */
-  record(hash: number): void {
-    this.sketch.increment(hash)
+  /** Total weight of the entries held. */
+  get weightedSize(): number {
+    return this.total
+  }
+
+  /** Number of the entries held. */
+  get count(): number {
+    return this.held
+  }
+
+  /** The window's share of `maximum` (the rest is the main region), as the climbing left it. */
+  get windowMaximum(): number {
+    return this.windowShare
+  }
+
+  get protectedMaximum(): number {
+    return this.protectedShare
+  }
+
+  // The call sequence every user of the policy follows (the cache, the duel's shadows, the tests'
+  // replays): `access` for each request, then `put` once the requested entry's value is in.
+
+  /**
+   * One request for the key with this hash, `node` being its entry if the policy holds one (a hit):
+   * counts it in the sketch, then reorders the entry, or on a miss probes the ghost lists.
+   */
+  access(hash: number, node: N | undefined): void {
+    if (this.counts) this.sketch.increment(hash)
+    if (node === undefined || node.region === Region.None) this.onMiss(hash)
+    else this.onHit(node)
+  }
+
+  /** The entry's value is in (a load's, a write's): it is added, or reweighed if held; then the bounds are enforced (possibly evicting it). */
+  put(node: N, weight: number): void {
+    if (node.region === Region.None) this.add(node, weight)
+    else this.reweigh(node, weight)
   }
 
   /** A request that found nothing to serve: if a region evicted the key lately, that region wanted more room. */
-  onMiss(hash: number): void {
+  private onMiss(hash: number): void {
     if (this.lruOnly) return
     if (this.windowGhosts.take(hash)) this.increaseWindow(this.typicalWeight())
     else if (this.mainGhosts.take(hash)) this.decreaseWindow(this.typicalWeight())
   }
 
-  /** A request served by `node` (or a write to it): reorders it. */
-  onHit(node: N): void {
+  /** A request served by `node`: reorders it. */
+  private onHit(node: N): void {
     switch (node.region) {
       case Region.Window:
         this.window.moveToBack(node)
         return
       case Region.Probation:
-        if (node.weight > this.protectedMaximum) {
+        if (node.weight > this.protectedShare) {
           this.probation.moveToBack(node)
         } else {
           this.transfer(node, Region.Protected)
@@ -155,14 +189,14 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   }
 
   /** A new entry: enters the window, then the cache evicts down to its bounds (possibly this entry). */
-  add(node: N, weight: number): void {
+  private add(node: N, weight: number): void {
     node.weight = weight
     node.region = Region.Window
     this.window.append(node)
     this.windowWeight += weight
-    this.weightedSize += weight
-    this.count++
-    if (this.weighted && this.sketch.ensureCapacity(this.count)) {
+    this.total += weight
+    this.held++
+    if (this.weighted && this.sketch.ensureCapacity(this.held)) {
       this.windowGhosts.resize(this.ghostCapacity())
       this.mainGhosts.resize(this.ghostCapacity())
     }
@@ -170,11 +204,11 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   }
 
   /** The entry's value changed weight (a reload): the bounds are enforced again. */
-  reweigh(node: N, weight: number): void {
+  private reweigh(node: N, weight: number): void {
     const delta = weight - node.weight
     if (delta === 0 || node.region === Region.None) return
     node.weight = weight
-    this.weightedSize += delta
+    this.total += delta
     if (node.region === Region.Window) this.windowWeight += delta
     else if (node.region === Region.Protected) this.protectedWeight += delta
     this.demoteFromProtected()
@@ -199,20 +233,39 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     }
   }
 
-  /** Serves as W-TinyLFU again, with a window of `windowMaximum` (its least recently used entries move to probation). */
-  useTinyLfu(windowMaximum: number): void {
+  /**
+   * Serves as W-TinyLFU again, with a window of `windowMaximum` (its least recently used entries
+   * move to probation). Given `regionOf` (where a W-TinyLFU that served all along would hold each
+   * key: the duel's shadow), the entries are arranged as it holds them, and those it does not hold
+   * go to probation's least recent end, the next evicted: W-TinyLFU starts where it would be, not
+   * from an LRU's content (on a loop, that content is the part that comes back last).
+   */
+  useTinyLfu(windowMaximum: number, regionOf?: (hash: number) => Region): void {
     if (!this.lruOnly) return
     this.lruOnly = false
     this.resizeWindow(Math.max(1, Math.min(this.maximum - this.mainFloor(), Math.round(windowMaximum))))
+    if (regionOf !== undefined) this.arrangeAs(regionOf)
     this.evictFromWindow()
+  }
+
+  private arrangeAs(regionOf: (hash: number) => Region): void {
+    const held = [...this.window]
+    const regions = held.map((node) => regionOf(node.hash))
+    // In recency order within each region: the ones it does not hold first, at probation's least recent end.
+    for (const wanted of [Region.None, Region.Probation, Region.Protected]) {
+      held.forEach((node, i) => {
+        if (regions[i] === wanted) this.transfer(node, wanted === Region.Protected ? Region.Protected : Region.Probation)
+      })
+    }
+    this.demoteFromProtected()
   }
 
   /** Removes the entry (invalidated or expired): not an eviction. */
   remove(node: N): void {
     if (node.region === Region.None) return
     this.unlink(node)
-    this.weightedSize -= node.weight
-    this.count--
+    this.total -= node.weight
+    this.held--
     node.region = Region.None
   }
 
@@ -224,7 +277,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     this.window.clear()
     this.probation.clear()
     this.protected.clear()
-    this.weightedSize = this.count = this.windowWeight = this.protectedWeight = 0
+    this.total = this.held = this.windowWeight = this.protectedWeight = 0
     this.windowGhosts.clear()
     this.mainGhosts.clear()
   }
@@ -243,12 +296,12 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   }
 
   private overflowing(): boolean {
-    return this.weightedSize > this.maximum || this.count > this.maximumEntries
+    return this.total > this.maximum || this.held > this.maximumEntries
   }
 
   /** An average entry's weight, rounded (1 without weights): the window's step, and a shadow's guess for a value not loaded yet. */
   typicalWeight(): number {
-    return this.weighted && this.count > 0 ? Math.max(1, Math.round(this.weightedSize / this.count)) : 1
+    return this.weighted && this.held > 0 ? Math.max(1, Math.round(this.total / this.held)) : 1
   }
 
   /** Enforces the bounds after `changed` was added or reweighed. */
@@ -270,7 +323,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   /** Moves the window's least recently used entries to probation while the window is too heavy; returns the first moved. */
   private evictFromWindow(): N | null {
     let first: N | null = null
-    while (this.windowWeight > this.windowMaximum && this.window.first !== null) {
+    while (this.windowWeight > this.windowShare && this.window.first !== null) {
       const node = this.window.first
       this.transfer(node, Region.Probation)
       first ??= node
@@ -339,7 +392,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   }
 
   private demoteFromProtected(): void {
-    while (this.protectedWeight > this.protectedMaximum && this.protected.first !== null) {
+    while (this.protectedWeight > this.protectedShare && this.protected.first !== null) {
       this.transfer(this.protected.first, Region.Probation)
     }
   }
@@ -350,9 +403,9 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
    * entries move into the window as far as the new share allows.
    */
   private increaseWindow(amount: number): void {
-    let quota = Math.min(amount, this.maximum - this.windowMaximum - this.mainFloor())
+    let quota = Math.min(amount, this.maximum - this.windowShare - this.mainFloor())
     if (quota <= 0) return
-    this.resizeWindow(this.windowMaximum + quota)
+    this.resizeWindow(this.windowShare + quota)
     for (;;) {
       let node = this.probation.first
       if (node === null || quota < node.weight) node = this.protected.first
@@ -369,16 +422,16 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
 
   /** Shrinks the window in favour of the main region; the window's LRU entries move to probation. */
   private decreaseWindow(amount: number): void {
-    const quota = Math.min(amount, this.windowMaximum - 1)
+    const quota = Math.min(amount, this.windowShare - 1)
     if (quota <= 0) return
-    this.resizeWindow(this.windowMaximum - quota)
+    this.resizeWindow(this.windowShare - quota)
     this.evictFromWindow()
   }
 
   /** Sets the window's share; protected keeps its share of the rest. */
   private resizeWindow(windowMaximum: number): void {
-    this.windowMaximum = windowMaximum
-    this.protectedMaximum = Math.floor(PERCENT_MAIN_PROTECTED * (this.maximum - windowMaximum))
+    this.windowShare = windowMaximum
+    this.protectedShare = Math.floor(PERCENT_MAIN_PROTECTED * (this.maximum - windowMaximum))
     this.demoteFromProtected()
   }
 

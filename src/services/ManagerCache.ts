@@ -28,6 +28,8 @@ export type ManagerCacheShape = LoadingCache.LoadingCache<string, StoreManager, 
  * bytes fill (at least one: a handle with no data is one slot) and the cache holds `capacity`
  * slots. So at most `capacity` managers are held, warm managers hold at most `warmBytes` between
  * them, and the eviction policy sizes its regions in slots as it would in entries.
+ * A manager that leaves the cache (evicted, expired, invalidated, replaced by a reload) is told
+ * through `release`, after the request that dropped it.
  * A reload after `ttl` refreshes a manager that can bring itself up to date (a warm manager reads
  * only what is new) instead of opening the source again.
  */
@@ -48,6 +50,8 @@ export const managerCacheOptions = (
     staleIfError: config.staleIfError,
     sweepInterval: config.sweepInterval,
     lookupConcurrency: config.loadConcurrency,
+    // A manager the cache let go of stops what it runs in the background (a warm manager's read) and releases what it holds.
+    onRemoval: (_key, manager) => manager.release ?? Effect.void,
     label
   }
 }

@@ -42,4 +42,6 @@ export interface StoreManager {
    * reload after `ttl` uses it instead of opening the source again.
    */
   readonly refresh?: Effect.Effect<StoreManager, LoadError>
+  /** Called once the manager cache has dropped the manager (evicted, expired, invalidated, replaced): stops its background work and lets go of what it holds. */
+  readonly release?: Effect.Effect<void>
 }

@@ -5,45 +5,45 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { prng, zipf } from "../../bench/lib/workload.js"
+import { prng, zipf } from "../support/random.js"
 import * as LoadingCache from "../../src/cache/LoadingCache.js"
 import { hashKey } from "../../src/cache/FrequencySketch.js"
-import { PolicyDuel } from "../../src/cache/PolicyDuel.js"
+import { Eviction } from "../../src/cache/Eviction.js"
 import { type PolicyNode, Region, WindowTinyLfu } from "../../src/cache/WindowTinyLfu.js"
 
 interface Entry extends PolicyNode<Entry> {
   readonly key: string
 }
 
-/** Replays keys through the policy as the cache does (record, then hit or miss and add); counts hits per slice. */
+/** Replays keys through the cache's eviction (its policy and its duel) in the cache's own sequence; counts hits per slice. */
 const replay = (keys: ReadonlyArray<string>, capacity: number, options: { readonly duel: boolean; readonly slice?: number }) => {
   const held = new Map<string, Entry>()
-  const policy = new WindowTinyLfu<Entry>({ maximum: capacity, maximumEntries: capacity, onEvict: (e) => held.delete(e.key), random: prng(1) })
-  const duel = options.duel ? new PolicyDuel(policy, prng(2)) : null
+  const eviction = new Eviction<Entry>({
+    maximum: capacity,
+    maximumEntries: options.duel ? capacity : Infinity,
+    onEvict: (e) => held.delete(e.key),
+    random: prng(1),
+    duelRandom: prng(2)
+  })
   const misses: Array<number> = []
   const policies: Array<string> = []
   let hits = 0
   keys.forEach((key, i) => {
     const hash = hashKey(key)
-    policy.record(hash)
     const entry = held.get(key)
-    if (entry !== undefined) {
-      hits++
-      policy.onHit(entry)
-      duel?.observe(hash, true, 1)
-    } else {
+    eviction.request(hash, entry)
+    if (entry !== undefined) hits++
+    else {
       const slice = Math.floor(i / (options.slice ?? keys.length))
       misses[slice] = (misses[slice] ?? 0) + 1
-      policy.onMiss(hash)
-      duel?.observe(hash, false, 1)
       const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
       held.set(key, fresh)
-      policy.add(fresh, 1)
+      eviction.put(fresh, 1)
     }
-    if ((i + 1) % (options.slice ?? keys.length) === 0) policies.push(duel?.current ?? "w-tinylfu")
+    if ((i + 1) % (options.slice ?? keys.length) === 0) policies.push(eviction.current)
     expect(held.size).toBeLessThanOrEqual(capacity)
   })
-  return { hits, misses, policies, switches: duel?.switches ?? 0 }
+  return { hits, misses, policies, switches: eviction.duel?.switches ?? 0 }
 }
 
 /** The hits of an LRU of `capacity` entries and, with `weightOf`, of at most `maxWeight` total weight. */
@@ -129,14 +129,12 @@ describe("switching the policy", () => {
       } else {
         const key = `k${Math.floor(random() ** 2 * 200)}`
         const hash = hashKey(key)
-        policy.record(hash)
         const entry = held.get(key)
-        if (entry !== undefined) policy.onHit(entry)
-        else {
-          policy.onMiss(hash)
+        policy.access(hash, entry)
+        if (entry === undefined) {
           const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
           held.set(key, fresh)
-          policy.add(fresh, 1)
+          policy.put(fresh, 1)
         }
       }
       if (i % 97 === 0) check()
@@ -162,6 +160,15 @@ describe("the duel between LRU and W-TinyLFU", () => {
     expect(ours.policies.at(-1)).toBe("w-tinylfu")
     // Zipf(1.0) over 1,000 keys at 100 entries: LRU hits about 58 %, W-TinyLFU about 66 %.
     expect(ours.hits / keys.length).toBeGreaterThan(lruHits(keys, 100) / keys.length + 0.05)
+  })
+
+  it("leaves LRU as soon as a full cache scans: a loop larger than the cache is not lost to the warm-up", () => {
+    // 600 keys in a loop at 500 entries: an LRU never hits; ten capacities of warm-up would be 5,000 requests.
+    const keys = Array.from({ length: 4_000 }, (_, i) => `l${i % 600}`)
+    const ours = replay(keys, 500, { duel: true, slice: 1_000 })
+    expect(lruHits(keys, 500)).toBe(0)
+    expect(ours.policies[0]).toBe("w-tinylfu")
+    expect(ours.hits / keys.length).toBeGreaterThan(0.5)
   })
 
   it("returns to LRU when the traffic stops rewarding frequency", () => {

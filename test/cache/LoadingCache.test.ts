@@ -5,7 +5,7 @@
  * Time is TestClock's; the lookups are counting doubles (the caller's code), the engine is real.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cache, Deferred, Duration, Effect, Either, Exit, Fiber, Metric, Option, Scope, TestClock } from "effect"
+import { Cache, Cause, Deferred, Duration, Effect, Either, Exit, Fiber, Metric, Option, Scope, TestClock } from "effect"
 import * as LoadingCache from "../../src/cache/LoadingCache.js"
 import * as M from "../../src/metrics.js"
 import { countingLookup } from "../support/doubles.js"
@@ -529,14 +529,23 @@ describe("bounds", () => {
       expect(yield* cache.size).toBe(0)
     }))
 
-  it.effect("refuses options that make no sense", () =>
+  it.effect("refuses options that make no sense, naming the option", () =>
     Effect.gen(function* () {
-      const bad = [{ capacity: -1 }, { capacity: 1.5 }, { maxWeight: 10 }, { refreshAhead: 2 }, { lookupConcurrency: 0 }]
-      for (const options of bad) {
+      const bad: Array<[Options, string]> = [
+        [{ capacity: -1 }, "capacity must be a whole number ≥ 0 or Infinity (got -1)"],
+        [{ capacity: 1.5 }, "capacity must be a whole number ≥ 0 or Infinity (got 1.5)"],
+        [{ maxWeight: 10 }, "maxWeight and weigher go together (got 10)"],
+        [{ weigher: () => 1, maxWeight: 0 }, "maxWeight must be > 0 (got 0)"],
+        [{ refreshAhead: 2 }, "refreshAhead must be a fraction in (0, 1] (got 2)"],
+        [{ lookupConcurrency: 0 }, "lookupConcurrency must be a whole number ≥ 1 (got 0)"]
+      ]
+      for (const [options, message] of bad) {
         const exit = yield* Effect.exit(
           Effect.scoped(LoadingCache.makeWith({ capacity: 10, lookup: (k: string) => Effect.succeed(k), timeToLive: () => 1, ...options }))
         )
-        expect(Exit.isFailure(exit), JSON.stringify(options)).toBe(true)
+        const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        expect(defect, JSON.stringify(options)).toBeInstanceOf(Error)
+        expect((defect as Error).message).toBe(`LoadingCache: ${message}`)
       }
     }))
 })

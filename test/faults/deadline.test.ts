@@ -20,35 +20,43 @@ const never = Effect.suspend(() => {
 const stuck: StoreManager = { ...cannedManager("stuck"), getMostRecent: () => never, getMostRelevant: () => never }
 const fine = cannedManager("fine", { recent: [entry("still here", "2024-01-01T00:00:01Z", { displayName: "Ann" })] })
 
-/** Lets the forked compile run until the stuck query has started (and its deadline is set). */
-const untilWaiting = Effect.gen(function* () {
-  const calls = stuckCalls.count
-  for (let i = 0; i < 1000 && stuckCalls.count === calls; i++) yield* Effect.yieldNow()
-  for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
-})
+/** Where things stand before a compile is forked: the stuck query's calls and the sleeps pending on the TestClock. */
+const mark = Effect.map(TestClock.sleeps(), (sleeps) => ({ calls: stuckCalls.count, sleeps: sleeps.length }))
+
+/**
+ * Lets the forked compile run until the stuck query has started and its deadline is set (one more
+ * sleep pending on the TestClock): a condition, not a count of yields. Bounded, so a regression fails.
+ */
+const untilWaiting = (before: { readonly calls: number; readonly sleeps: number }) =>
+  Effect.gen(function* () {
+    const waiting = Effect.map(TestClock.sleeps(), (sleeps) => stuckCalls.count > before.calls && sleeps.length > before.sleeps)
+    for (let i = 0; i < 10_000 && !(yield* waiting); i++) yield* Effect.yieldNow()
+    expect(yield* waiting).toBe(true)
+  })
 
 const provide = Effect.provide(PersistenceAdapterLive({ cache: { queryTimeout: "2 seconds" } }).pipe(Layer.provideMerge(managersBackend([stuck, fine]))))
 
 describe("a query that never settles", () => {
   it.scoped("is skipped after queryTimeout, and the other sources still answer", () =>
     Effect.gen(function* () {
-      const before = (yield* Metric.value(M.compileSkippedSources)).count
-      const calls = stuckCalls.count
+      const skipped = (yield* Metric.value(M.compileSkippedSources)).count
+      const before = yield* mark
       const fiber = yield* Effect.fork(Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "stuck" }, { id: "fine" }] })))
-      yield* untilWaiting
-      expect(stuckCalls.count).toBe(calls + 1)
+      yield* untilWaiting(before)
+      expect(stuckCalls.count).toBe(before.calls + 1)
       yield* TestClock.adjust("1999 millis")
       expect(fiber.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 millis")
       const messages = yield* Fiber.join(fiber)
       expect(messages.map((m) => m.content)).toEqual(["Ann said (2024-01-01T00:00:01.000Z): still here"])
-      expect((yield* Metric.value(M.compileSkippedSources)).count - before).toBe(1)
+      expect((yield* Metric.value(M.compileSkippedSources)).count - skipped).toBe(1)
     }).pipe(provide))
 
   it.scoped("fails the compile with a StoreQueryError naming the source under onSourceError: fail", () =>
     Effect.gen(function* () {
+      const before = yield* mark
       const fiber = yield* Effect.fork(Effect.flip(Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "stuck" }], onSourceError: "fail" }))))
-      yield* untilWaiting
+      yield* untilWaiting(before)
       yield* TestClock.adjust("2 seconds")
       const error = yield* Fiber.join(fiber)
       expect(error).toMatchObject({ _tag: "SourceFailed", sourceId: "stuck", cause: { _tag: "StoreQueryError", id: "stuck", operation: "getMostRecent" } })

@@ -15,7 +15,7 @@
  *   background once the database answers again.
  * - It weighs what it holds (`weight`), which the manager cache bounds.
  */
-import { Effect, Either, Metric, type Scope } from "effect"
+import { Effect, Either, Fiber, Metric, type Scope } from "effect"
 import { cacheStaleServed } from "../../../metrics.js"
 import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
@@ -76,8 +76,9 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
       Effect.mapError((cause) => new StoreUnavailable({ id, reason: `reading its entries failed: ${errorReason(cause)}`, cause })),
       Effect.withSpan("WarmManager.load", { attributes: { source: id } })
     )
-    if (estimatedBytes <= context.backgroundLoadBytes) yield* load
-    else yield* Effect.forkIn(Effect.catchAll(load, (e) => Effect.logWarning(`${e.message}; it stays served from SQL`)), context.scope)
+    const reading = estimatedBytes <= context.backgroundLoadBytes
+      ? yield* Effect.as(load, undefined)
+      : yield* Effect.forkIn(Effect.catchAll(load, (e) => Effect.logWarning(`${e.message}; it stays served from SQL`)), context.scope)
     const catchingUp = yield* Effect.makeSemaphore(1)
     const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
 
@@ -149,7 +150,13 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
       )
     )
 
-    const manager: StoreManager = { name: id, getMostRecent, getMostRelevant, findRelevant, insert, weight: () => (state.ready ? index.bytes : estimatedBytes), refresh }
+    // Dropped by the manager cache: a background read still running stops (it holds the index), and whoever still has the handle is answered from SQL.
+    const release = Effect.suspend(() => {
+      state.ready = false
+      return reading === undefined ? Effect.void : Fiber.interrupt(reading)
+    }).pipe(Effect.asVoid)
+
+    const manager: StoreManager = { name: id, getMostRecent, getMostRelevant, findRelevant, insert, weight: () => (state.ready ? index.bytes : estimatedBytes), refresh, release }
     return manager
   })
 
