@@ -67,25 +67,26 @@ export class LexicalIndex {
 
   /**
    * BM25 of every row that holds one of `question`'s distinct terms (statistics over all searchable
-   * rows). The sum runs over the question's terms in the order given, as the SQL statement sums them.
+   * rows), added into `scores` (by row); returns those rows. The sum runs over the question's terms
+   * in the order given, as the SQL statement sums them.
    */
-  score(question: ReadonlyArray<string>): Map<number, number> {
-    const scores = new Map<number, number>()
-    if (this.documents === 0) return scores
+  scoreInto(question: ReadonlyArray<string>, scores: Float64Array): Array<number> {
+    const rows: Array<number> = []
+    if (this.documents === 0) return rows
     const average = this.totalLength / this.documents
     for (const term of new Set(question)) {
       const id = this.termIds.get(term)
       if (id === undefined) continue
-      const rows = this.postings[id]!
-      const weight = idf(this.documents, rows.length)
-      for (const row of rows) {
-        const ids = this.rowTerms[row]!
-        const at = ids.indexOf(id)
+      const postings = this.postings[id]!
+      const weight = idf(this.documents, postings.length)
+      for (const row of postings) {
+        const at = this.rowTerms[row]!.indexOf(id)
         const tf = this.rowCounts[row]![at]!
-        scores.set(row, (scores.get(row) ?? 0) + termScore(weight, tf, this.rowLength[row]!, average))
+        if (scores[row] === 0) rows.push(row)
+        scores[row] = scores[row]! + termScore(weight, tf, this.rowLength[row]!, average)
       }
     }
-    return scores
+    return rows
   }
 
   private remove(row: number): void {

@@ -64,7 +64,7 @@ export class WarmIndex {
   /** Derived views, rebuilt on first use after a write. */
   private order: Int32Array | undefined
   private timeline: Timeline | undefined
-  private lastBase: { readonly key: string; readonly scores: Map<number, number> } | undefined
+  private lastBase: { readonly key: string; readonly base: Float64Array; readonly touched: Array<number> } | undefined
 
   constructor(readonly dimensions: number, capacity = 64) {
     this.vectors = new Float32Array(Math.max(1, capacity) * dimensions)
@@ -134,54 +134,81 @@ export class WarmIndex {
   search(question: Question, limit: number, where: Filter, exclude: ReadonlySet<string> = new Set()): Array<StoreEntry> {
     if (limit <= 0 || this.count === 0) return []
     const timeline = (this.timeline ??= this.byTimeAscending())
-    const base = this.baseScores(question)
-    const baseAt = (p: number) => (p >= 0 && p < timeline.rows.length ? (base.get(timeline.rows[p]!) ?? 0) : 0)
-    // The rows that can score: those with a base score, and their neighbours.
-    const near = new Set<number>()
-    for (const row of base.keys()) {
-      const p = timeline.position[row]!
-      for (let d = Math.max(0, p - CONTEXT_RADIUS); d <= Math.min(timeline.rows.length - 1, p + CONTEXT_RADIUS); d++) near.add(timeline.rows[d]!)
+    const { base, touched } = this.baseScores(question, timeline)
+    const length = timeline.rows.length
+    const at = (p: number) => (p >= 0 && p < length ? base[p]! : 0)
+    // The places that can score: those with a base score, and their neighbours (each once).
+    const marked = new Uint8Array(length)
+    const places: Array<number> = []
+    for (const p of touched) {
+      for (let q = Math.max(0, p - CONTEXT_RADIUS); q <= Math.min(length - 1, p + CONTEXT_RADIUS); q++) {
+        if (marked[q] === 0) {
+          marked[q] = 1
+          places.push(q)
+        }
+      }
     }
     const filtered = !isAll(where)
-    const candidates: Array<{ row: number; score: number }> = []
-    for (const row of near) {
-      if (exclude.has(this.ids[row]!) || (filtered && !this.passes(row, where))) continue
-      const p = timeline.position[row]!
-      let score = baseAt(p)
-      for (let d = 1; d <= CONTEXT_RADIUS; d++) score += CONTEXT_WEIGHTS[d - 1]! * (baseAt(p - d) + baseAt(p + d))
+    const rows: Array<number> = []
+    const scores: Array<number> = []
+    for (const p of places) {
+      const row = timeline.rows[p]!
+      if ((exclude.size > 0 && exclude.has(this.ids[row]!)) || (filtered && !this.passes(row, where))) continue
+      let score = at(p)
+      for (let d = 1; d <= CONTEXT_RADIUS; d++) score += CONTEXT_WEIGHTS[d - 1]! * (at(p - d) + at(p + d))
       const rounded = roundScore(score)
-      if (rounded > 0) candidates.push({ row, score: rounded })
+      if (rounded > 0) {
+        rows.push(row)
+        scores.push(rounded)
+      }
     }
-    candidates.sort((a, b) => b.score - a.score || (this.ids[a.row]! < this.ids[b.row]! ? -1 : 1))
-    const seen = new Set<string>()
-    const out: Array<StoreEntry> = []
-    for (const { row } of candidates) {
-      const text = this.texts[row]!
-      if (seen.has(text)) continue
-      seen.add(text)
-      out.push(this.entry(row))
-      if (out.length === limit) break
+    // Only the best few need ordering: those at or above the k-th best score (k grows when copies of a text fill it).
+    const ascending = Float64Array.from(scores).sort()
+    for (let k = Math.min(scores.length, limit * 4); ; k = Math.min(scores.length, k * 4)) {
+      const cut = k === 0 ? Infinity : ascending[scores.length - k]!
+      const best: Array<number> = []
+      for (let i = 0; i < scores.length; i++) if (scores[i]! >= cut) best.push(i)
+      best.sort((x, y) => scores[y]! - scores[x]! || (this.ids[rows[x]!]! < this.ids[rows[y]!]! ? -1 : 1))
+      const seen = new Set<string>()
+      const out: Array<StoreEntry> = []
+      for (const i of best) {
+        const text = this.texts[rows[i]!]!
+        if (seen.has(text)) continue
+        seen.add(text)
+        out.push(this.entry(rows[i]!))
+        if (out.length === limit) break
+      }
+      if (out.length === limit || k >= scores.length) return out
     }
-    return out
   }
 
   /**
-   * base(d) of every searchable row whose base is above 0: its BM25 over the best BM25 of the
-   * source, plus `VECTOR_WEIGHT` × its cosine when it is among the `VECTOR_DEPTH` nearest. The last
-   * question's scores are kept until the next write (the text and the image query ask the same).
+   * base(d) of every searchable row, by its place in time: its BM25 over the best BM25 of the
+   * source, plus `VECTOR_WEIGHT` × its cosine when it is among the `VECTOR_DEPTH` nearest; and the
+   * places whose base is above 0. The last question's are kept until the next write (the text and
+   * the image query ask the same).
    */
-  private baseScores(question: Question): Map<number, number> {
-    if (this.lastBase?.key === question.key) return this.lastBase.scores
-    const lexical = this.lexical.score(question.terms)
+  private baseScores(question: Question, timeline: Timeline): { readonly base: Float64Array; readonly touched: Array<number> } {
+    if (this.lastBase?.key === question.key) return this.lastBase
+    const base = new Float64Array(timeline.rows.length)
+    const touched: Array<number> = []
+    const lexical = new Float64Array(this.count)
+    const matched = this.lexical.scoreInto(question.terms, lexical)
     let best = 0
-    for (const s of lexical.values()) best = Math.max(best, s)
-    const scores = new Map<number, number>()
-    if (best > 0) for (const [row, s] of lexical) scores.set(row, s / best)
-    for (const { row, score } of this.nearestRows(question.vectors)) {
-      if (score > 0) scores.set(row, (scores.get(row) ?? 0) + VECTOR_WEIGHT * score)
+    for (const row of matched) best = Math.max(best, lexical[row]!)
+    for (const row of matched) {
+      const p = timeline.position[row]!
+      base[p] = lexical[row]! / best
+      touched.push(p)
     }
-    this.lastBase = { key: question.key, scores }
-    return scores
+    for (const { row, score } of this.nearestRows(question.vectors)) {
+      if (score <= 0) continue
+      const p = timeline.position[row]!
+      if (base[p] === 0) touched.push(p)
+      base[p] = base[p]! + VECTOR_WEIGHT * score
+    }
+    this.lastBase = { key: question.key, base, touched }
+    return this.lastBase
   }
 
   /**
