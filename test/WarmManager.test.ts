@@ -109,6 +109,22 @@ describe("WarmIndex", () => {
     expect(index.highWater).toBe(600)
   })
 
+  it("ranks rewritten rows by what they hold now: a replaced text leaves the index, and its statistics", () => {
+    const rows = rowsOf(300, 16)
+    const index = indexOf(rows, 16)
+    // Every third row gets a new text (same id, same time): the index must forget the old terms.
+    const rewritten = rows.map((r, i) => {
+      if (i % 3 !== 0) return r
+      const text = `${sentence()} rewritten`
+      return { ...r, text, vector: featureHashingVector(text, 16), terms: terms(text) }
+    })
+    rewritten.forEach((r, i) => i % 3 === 0 && index.upsert({ id: r.id, text: r.text, ts: r.ts, metadata: {}, seq: 300 + i }, r.vector, r.terms))
+    for (const text of ["rewritten deploy", rows[3]!.text, `${rows[1]!.text} cache`]) {
+      const asked = question(text, 16)
+      expectSameRanking(texts(index.search(asked, 30, ALL)), reference(rewritten, asked, 30))
+    }
+  })
+
   it("never returns an excluded entry, and the excluded still lend their score to their neighbours", () => {
     const rows = rowsOf(200, 16)
     const index = indexOf(rows, 16)

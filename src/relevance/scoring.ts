@@ -21,9 +21,15 @@ export const B = 0.75
 /** The inverse document frequency of a term found in `n` of `count` entries (never negative). */
 export const idf = (count: number, n: number): number => Math.log(1 + (count - n + 0.5) / (n + 0.5))
 
+/** BM25's length term of an entry of `length` terms: `K1·(1 − B + B·|d| / avgdl)` (the same for every term of it). */
+export const lengthNorm = (length: number, averageLength: number): number => K1 * (1 - B + (B * length) / (averageLength > 0 ? averageLength : 1))
+
+/** One term's BM25 contribution, given the entry's `lengthNorm`. */
+export const normedTermScore = (idfValue: number, tf: number, norm: number): number => (idfValue * tf * (K1 + 1)) / (tf + norm)
+
 /** One term's BM25 contribution. */
 export const termScore = (idfValue: number, tf: number, length: number, averageLength: number): number =>
-  (idfValue * tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * length) / (averageLength > 0 ? averageLength : 1)))
+  normedTermScore(idfValue, tf, lengthNorm(length, averageLength))
 
 /**
  * The vector score's weight beside the lexical score (normalized to 1 at the best entry). Feature

@@ -11,16 +11,23 @@
  * - `upsert` keeps it current row by row (by id); `bytes` estimates what it holds, for the cache's
  *   byte budget.
  */
-import { type Filter, isAll, matchesRow } from "../../../domain/filter.js"
+import { type Filter, filterKey, isAll, matchesRow } from "../../../domain/filter.js"
 import type { StoreEntry } from "../../../domain/schemas.js"
 import { CONTEXT_RADIUS, CONTEXT_WEIGHTS, roundScore, VECTOR_DEPTH, VECTOR_WEIGHT } from "../../../relevance/scoring.js"
 import { bestScores, nearest } from "./ExactSearch.js"
+import { kthLargest } from "./kthLargest.js"
 import { LexicalIndex } from "./LexicalIndex.js"
 
 /** Object, array-slot and map-entry overhead of one row, estimated (V8, 64-bit). */
 const ROW_OVERHEAD_BYTES = 240
 /** Nearest rows asked of each vector beyond `VECTOR_DEPTH`: room for ties at the cut before a retry. */
 const CANDIDATE_MARGIN = 8
+/** Filters whose verdicts over the rows are kept until the next write. */
+const FILTERS_HELD = 8
+/** A row's verdict under a filter: not asked yet, passes, does not. */
+const UNASKED = 0
+const PASSED = 1
+const REFUSED = 2
 /** A score must clear the cut by this much (float32 search, scores rounded to 1e-6). */
 const SCORE_EPSILON = 2e-6
 
@@ -65,6 +72,7 @@ export class WarmIndex {
   private order: Int32Array | undefined
   private timeline: Timeline | undefined
   private lastBase: { readonly key: string; readonly base: Float64Array; readonly touched: Array<number> } | undefined
+  private readonly filterVerdicts = new Map<string, Uint8Array>()
 
   constructor(readonly dimensions: number, capacity = 64) {
     this.vectors = new Float32Array(Math.max(1, capacity) * dimensions)
@@ -77,7 +85,8 @@ export class WarmIndex {
 
   /** What the index holds in memory, estimated in bytes: its rows, its inverted index and its orders. */
   get bytes(): number {
-    const derived = (this.order?.byteLength ?? 0) + (this.timeline === undefined ? 0 : this.timeline.rows.byteLength + this.timeline.position.byteLength)
+    let derived = (this.order?.byteLength ?? 0) + (this.timeline === undefined ? 0 : this.timeline.rows.byteLength + this.timeline.position.byteLength)
+    for (const verdicts of this.filterVerdicts.values()) derived += verdicts.byteLength
     return this.vectors.byteLength + this.searchable.byteLength + this.rowsBytes + this.lexical.bytes + derived
   }
 
@@ -112,6 +121,7 @@ export class WarmIndex {
     this.order = undefined
     this.timeline = undefined
     this.lastBase = undefined
+    if (this.filterVerdicts.size > 0) this.filterVerdicts.clear()
   }
 
   /** The newest `limit` entries that pass the filter, newest first (ties: larger id first). */
@@ -137,37 +147,48 @@ export class WarmIndex {
     const { base, touched } = this.baseScores(question, timeline)
     const length = timeline.rows.length
     const at = (p: number) => (p >= 0 && p < length ? base[p]! : 0)
-    // The places that can score: those with a base score, and their neighbours (each once).
-    const marked = new Uint8Array(length)
-    const places: Array<number> = []
-    for (const p of touched) {
-      for (let q = Math.max(0, p - CONTEXT_RADIUS); q <= Math.min(length - 1, p + CONTEXT_RADIUS); q++) {
-        if (marked[q] === 0) {
-          marked[q] = 1
-          places.push(q)
-        }
-      }
+    const verdicts = isAll(where) ? undefined : this.verdicts(where)
+    const excluded = new Set<number>()
+    for (const id of exclude) {
+      const r = this.byId.get(id)
+      if (r !== undefined) excluded.add(r)
     }
-    const filtered = !isAll(where)
-    const rows: Array<number> = []
-    const scores: Array<number> = []
-    for (const p of places) {
+    // The candidates: rows asked for (the filter, not excluded) whose spread score is above 0.
+    const span = 2 * CONTEXT_RADIUS + 1
+    const room = Math.min(length, touched.length * span)
+    const rows = new Int32Array(room)
+    const scores = new Float64Array(room)
+    let n = 0
+    const consider = (p: number) => {
       const row = timeline.rows[p]!
-      if ((exclude.size > 0 && exclude.has(this.ids[row]!)) || (filtered && !this.passes(row, where))) continue
+      if ((verdicts !== undefined && verdicts[row] === REFUSED) || (excluded.size > 0 && excluded.has(row))) return
       let score = at(p)
       for (let d = 1; d <= CONTEXT_RADIUS; d++) score += CONTEXT_WEIGHTS[d - 1]! * (at(p - d) + at(p + d))
       const rounded = roundScore(score)
-      if (rounded > 0) {
-        rows.push(row)
-        scores.push(rounded)
+      if (rounded <= 0 || (verdicts !== undefined && !this.passesOnce(row, where, verdicts))) return
+      rows[n] = row
+      scores[n++] = rounded
+    }
+    if (room === length) {
+      // Most places can score: one pass over all of them.
+      for (let p = 0; p < length; p++) consider(p)
+    } else {
+      // The places with a base score and their neighbours, each once.
+      const marked = new Uint8Array(length)
+      for (const p of touched) {
+        for (let q = Math.max(0, p - CONTEXT_RADIUS); q <= Math.min(length - 1, p + CONTEXT_RADIUS); q++) {
+          if (marked[q] === 0) {
+            marked[q] = 1
+            consider(q)
+          }
+        }
       }
     }
     // Only the best few need ordering: those at or above the k-th best score (k grows when copies of a text fill it).
-    const ascending = Float64Array.from(scores).sort()
-    for (let k = Math.min(scores.length, limit * 4); ; k = Math.min(scores.length, k * 4)) {
-      const cut = k === 0 ? Infinity : ascending[scores.length - k]!
+    for (let k = Math.min(n, limit * 4); ; k = Math.min(n, k * 4)) {
+      const cut = k === 0 ? Infinity : kthLargest(scores, n, k)
       const best: Array<number> = []
-      for (let i = 0; i < scores.length; i++) if (scores[i]! >= cut) best.push(i)
+      for (let i = 0; i < n; i++) if (scores[i]! >= cut) best.push(i)
       best.sort((x, y) => scores[y]! - scores[x]! || (this.ids[rows[x]!]! < this.ids[rows[y]!]! ? -1 : 1))
       const seen = new Set<string>()
       const out: Array<StoreEntry> = []
@@ -178,7 +199,7 @@ export class WarmIndex {
         out.push(this.entry(rows[i]!))
         if (out.length === limit) break
       }
-      if (out.length === limit || k >= scores.length) return out
+      if (out.length === limit || k >= n) return out
     }
   }
 
@@ -242,6 +263,27 @@ export class WarmIndex {
   /** Whether row `r` passes the filter (domain/filter.ts: the one meaning of a `where`). */
   private passes(r: number, where: Filter): boolean {
     return matchesRow(where, this.metadata[r]!, this.timestamps[r]!)
+  }
+
+  /** `passes`, remembered in `verdicts`. */
+  private passesOnce(r: number, where: Filter, verdicts: Uint8Array): boolean {
+    if (verdicts[r] === UNASKED) verdicts[r] = this.passes(r, where) ? PASSED : REFUSED
+    return verdicts[r] === PASSED
+  }
+
+  /**
+   * The verdicts of a filter over the rows, filled as rows are asked about and kept for the last
+   * `FILTERS_HELD` filters until the next write (a compile asks every source the same image filter).
+   */
+  private verdicts(where: Filter): Uint8Array {
+    const key = filterKey(where)
+    let verdicts = this.filterVerdicts.get(key)
+    if (verdicts === undefined) {
+      verdicts = new Uint8Array(this.count)
+      if (this.filterVerdicts.size >= FILTERS_HELD) this.filterVerdicts.delete(this.filterVerdicts.keys().next().value!)
+      this.filterVerdicts.set(key, verdicts)
+    }
+    return verdicts
   }
 
   private sortByTime(): Int32Array {
