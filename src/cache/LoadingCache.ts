@@ -81,7 +81,7 @@ export interface LoadingCacheOptions<Key, Value, Error = never, R = never> {
   readonly sweepInterval?: Duration.DurationInput
   /** Most loads running at once across all callers (default: no limit). */
   readonly lookupConcurrency?: number
-  /** Reloads a key that holds a value (refresh-ahead, `refresh`, a reload after TTL); default `lookup`. */
+  /** Reloads a key that holds a value (refresh-ahead, `refresh`, a reload after TTL), before any caller's own lookup; default: the caller's lookup, else `lookup`. */
   readonly reload?: (key: Key, previous: Value) => Effect.Effect<Value, Error, R>
   /**
    * Told of each value that leaves the cache and why (`RemovalCause`), to release what it holds.
@@ -119,8 +119,10 @@ export interface LoadingCache<in out Key, in out Value, out Error = never> exten
   /**
    * Every key's value or load error, in the order asked. Loads that are needed start together
    * (single-flight holds across the batch and with every other caller); never fails as a whole.
+   * With `lookup`, a key that has to be loaded is loaded with it (the key and its place in `keys`),
+   * as `getWith` does for one key: for values whose computation the caller holds (a catalog descriptor).
    */
-  getMany(keys: Iterable<Key>): Effect.Effect<Array<Either.Either<Value, Error>>>
+  getMany(keys: Iterable<Key>, lookup?: (key: Key, index: number) => Effect.Effect<Value, Error>): Effect.Effect<Array<Either.Either<Value, Error>>>
   /** Counters since the cache was built. */
   readonly stats: Effect.Effect<LoadingCacheStats>
 }
@@ -374,14 +376,15 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     })
   }
 
-  getMany(keys: Iterable<K>): Effect.Effect<Array<Either.Either<V, E>>> {
+  getMany(keys: Iterable<K>, lookup?: (key: K, index: number) => Effect.Effect<V, E>): Effect.Effect<Array<Either.Either<V, E>>> {
     return Effect.suspend(() => {
       const now = this.ticker.now()
       const results: Array<Either.Either<V, E>> = []
       const waits: Array<[number, Effect.Effect<V, E>]> = []
       this.runner.batch((begin) => {
         for (const key of keys) {
-          const served = this.serve(key, now, begin)
+          const i = results.length
+          const served = this.serve(key, now, begin, lookup === undefined ? undefined : () => lookup(key, i))
           if (!isReady(served)) waits.push([results.length, served])
           results.push(isReady(served) ? Either.right(served.value) : (undefined as never))
         }

@@ -155,7 +155,7 @@ const compileCommand = Command.make(
   ({ dataDir, sources, texts, limit, maxTokens, json }) =>
     Effect.gen(function* () {
       const registry = yield* StoreManagerRegistry
-      const known = (yield* registry.catalog).map((d) => d.id)
+      const known = (yield* registry.catalog).descriptors.map((d) => d.id)
       const unknown = sources.filter((s) => !known.includes(s))
       if (unknown.length > 0) {
         return yield* new CliError({ message: `unknown source ${JSON.stringify(unknown[0])} (known: ${known.join(", ") || "none"})` })
@@ -202,7 +202,7 @@ const serveCommand = Command.make(
       return yield* Effect.gen(function* () {
         const server = yield* MetricsServer
         const registry = yield* StoreManagerRegistry
-        const sources = (yield* registry.catalog).map((d) => ({ id: d.id }))
+        const sources = (yield* registry.catalog).descriptors.map((d) => ({ id: d.id }))
         // One compile, so the cache and compile metrics have something to show.
         if (sources.length > 0) yield* (yield* ContextCompiler).compile({ sources, texts: [SAMPLE_QUESTION] })
         yield* Console.log(`serving ${server.url}/metrics and ${server.url}/healthz (${yield* describeStore}); Ctrl-C stops`)

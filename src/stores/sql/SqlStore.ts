@@ -11,7 +11,6 @@ import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { LoadingCacheStats } from "../../cache/LoadingCache.js"
 import { type CatalogUnavailable, errorReason, type InvalidSourceId, StoreUnavailable } from "../../domain/errors.js"
 import { SourceAdded, SourceChanged, SourceRemoved } from "../../domain/events.js"
-import type { StoreDescriptor } from "../../domain/schemas.js"
 import { Embedder } from "../../embedding/Embedder.js"
 import { type OpenOptions, StoreBackend } from "../../services/StoreBackend.js"
 import type { StoreManager } from "../../services/StoreManager.js"
@@ -56,7 +55,7 @@ export interface SqlStoreShape {
    * Opens the manager of a catalog descriptor, trusting it: the backend's `open`. Warm (its entries
    * read into memory) when it fits half of `warmBytes`, else served from SQL (no statement to open).
    */
-  readonly openDescriptor: (descriptor: StoreDescriptor, options?: OpenOptions) => Effect.Effect<StoreManager, StoreUnavailable>
+  readonly openDescriptor: (descriptor: SqlSourceDescriptor, options?: OpenOptions) => Effect.Effect<StoreManager, StoreUnavailable>
   /** How many entries a source holds. */
   readonly countEntries: (id: string) => Effect.Effect<number, InvalidSourceId | StoreUnavailable>
   /** The query-result cache's counters (zeros when it is off). */
@@ -122,24 +121,19 @@ export const make = (options: SqlStoreOptions = {}) =>
       return removed
     })
 
-    const openDescriptor = (descriptor: StoreDescriptor, opts: OpenOptions = { warmBytes: 0 }): Effect.Effect<StoreManager, StoreUnavailable> => {
-      const d = descriptor as Partial<SqlSourceDescriptor> & StoreDescriptor
-      if (typeof d.storage !== "number" || typeof d.dimensions !== "number" || d.vectorMode === undefined) {
-        return Effect.fail(new StoreUnavailable({ id: d.id, reason: "its descriptor is not one of this SQL store's catalog" }))
-      }
-      if (d.dimensions !== dimensions || d.vectorMode !== vectorMode) {
+    const openDescriptor = (source: SqlSourceDescriptor, opts: OpenOptions = { warmBytes: 0 }): Effect.Effect<StoreManager, StoreUnavailable> => {
+      if (source.dimensions !== dimensions || source.vectorMode !== vectorMode) {
         return Effect.fail(
           new StoreUnavailable({
-            id: d.id,
-            reason: `its entries were embedded as ${d.vectorMode} with ${d.dimensions} dimensions, but this store uses ${vectorMode} with ${dimensions} (${embedder.model}): re-ingest it`
+            id: source.id,
+            reason: `its entries were embedded as ${source.vectorMode} with ${source.dimensions} dimensions, but this store uses ${vectorMode} with ${dimensions} (${embedder.model}): re-ingest it`
           })
         )
       }
-      const source = d as SqlSourceDescriptor
       if (opts.warmBytes <= 0) return Effect.succeed(sqlManager(context, source))
       return Effect.flatMap(estimateBytes(context, source), (bytes) =>
         bytes <= opts.warmBytes * WARM_SHARE ? openWarm(context, source, bytes) : Effect.succeed(sqlManager(context, source))
-      ).pipe(Effect.withSpan("SqlStore.open", { attributes: { source: d.id } }))
+      ).pipe(Effect.withSpan("SqlStore.open", { attributes: { source: source.id } }))
     }
 
     const open = Effect.fn("SqlStore.open")(function* (rawId: string) {
@@ -181,8 +175,7 @@ export class SqlStore extends Context.Tag("pantheon-persistence/SqlStore")<SqlSt
     Layer.scoped(SqlStore, make(options))
 
   /** The `StoreBackend` of the store: its catalog, and managers opened from catalog descriptors. */
-  static readonly backend: Layer.Layer<StoreBackend, never, SqlStore> = Layer.effect(
-    StoreBackend,
-    Effect.map(SqlStore, (store) => ({ catalog: store.catalog, open: (descriptor, options) => store.openDescriptor(descriptor, options) }))
+  static readonly backend: Layer.Layer<StoreBackend, never, SqlStore> = StoreBackend.layer(
+    Effect.map(SqlStore, (store) => ({ catalog: store.catalog, open: store.openDescriptor }))
   )
 }
