@@ -45,6 +45,7 @@
  * an in-flight lookup from being cached; and it has no weights, no eviction or load counters.
  */
 import { Cache, Deferred, Duration, Effect, Either, Exit, Option, type Runtime, Schedule, type Scope } from "effect"
+import { errorReason } from "../domain/errors.js"
 import * as M from "../metrics.js"
 import { Entries, type Entry } from "./Entries.js"
 import * as EntryState from "./EntryState.js"
@@ -268,7 +269,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         if (!this.table.isCurrent(entry) || this.ticker.now() >= stale.expiresAt + this.timing.staleFor) return Effect.fail(error)
         this.countStale()
         return Effect.as(
-          Effect.logWarning(`cache ${this.label}: serving a stale value for ${String(entry.key)}: ${describe(error)}`),
+          Effect.logWarning(`cache ${this.label}: serving a stale value for ${String(entry.key)}: ${errorReason(error)}`),
           stale.value
         )
       })
@@ -593,9 +594,6 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 
 /** Whether `serve` answered a value at once (a `Ready` state; no effect is tagged "Ready"): cheaper than `Effect.isEffect` on a hit. */
 const isReady = <V>(served: EntryState.Ready<V> | Effect.Effect<V, any>): served is EntryState.Ready<V> => (served as { _tag?: unknown })._tag === "Ready"
-
-const describe = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
 
 const invalid = (field: string, value: unknown, reason: string) =>
   Effect.dieMessage(`LoadingCache: ${field} ${reason} (got ${String(value)})`)

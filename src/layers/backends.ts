@@ -4,7 +4,7 @@
  * whose result is the catalog.
  */
 import { Effect, Layer } from "effect"
-import { CatalogUnavailable, errorReason, show } from "../domain/errors.js"
+import { CatalogUnavailable, show } from "../domain/errors.js"
 import type { StoreDescriptor } from "../domain/schemas.js"
 import { StoreBackend } from "../services/StoreBackend.js"
 import { StoreEvents } from "../services/StoreEvents.js"
@@ -50,7 +50,7 @@ export const promiseBackend = (
     StoreBackend.layer({
       catalog: Effect.tryPromise({
         try: async () => await getStoreManagers(),
-        catch: (cause) => new CatalogUnavailable({ reason: `getStoreManagers() failed: ${errorReason(cause)}`, cause })
+        catch: CatalogUnavailable.failed("getStoreManagers()")
       }).pipe(
         Effect.flatMap((result) =>
           Array.isArray(result)

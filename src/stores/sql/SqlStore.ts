@@ -9,7 +9,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { LoadingCacheStats } from "../../cache/LoadingCache.js"
-import { type CatalogUnavailable, errorReason, type InvalidSourceId, StoreUnavailable } from "../../domain/errors.js"
+import { type CatalogUnavailable, type InvalidSourceId, StoreUnavailable } from "../../domain/errors.js"
 import { SourceAdded, SourceChanged, SourceRemoved } from "../../domain/events.js"
 import { Embedder } from "../../embedding/Embedder.js"
 import { type OpenOptions, StoreBackend } from "../../services/StoreBackend.js"
@@ -19,6 +19,7 @@ import { readCatalog, register, remove, type SqlSourceDescriptor } from "./catal
 import { validateSourceId } from "./identifiers.js"
 import { sqlManager } from "./manager.js"
 import * as ResultCache from "./ResultCache.js"
+import { RowNumber, rowNumber } from "./rows.js"
 import { entriesTable, migrate, type VectorMode } from "./storage.js"
 import { estimateBytes, openWarm } from "./warm/warmManager.js"
 
@@ -147,14 +148,14 @@ export const make = (options: SqlStoreOptions = {}) =>
       Effect.gen(function* () {
         const id = yield* validateSourceId(rawId)
         const rows = yield* sql`SELECT storage FROM pantheon_sources WHERE id = ${id} AND NOT removed`.pipe(
-          Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({ storage: Schema.Union(Schema.Number, Schema.NumberFromString) })))),
-          Effect.mapError((cause) => new StoreUnavailable({ id, reason: `reading its registration failed: ${errorReason(cause)}`, cause }))
+          Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({ storage: RowNumber })))),
+          Effect.mapError(StoreUnavailable.failed(id, "reading its registration"))
         )
         if (rows[0] === undefined) return yield* new StoreUnavailable({ id, reason: "it is not registered" })
         const counted = yield* sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(entriesTable(rows[0].storage))}`.pipe(
-          Effect.mapError((cause) => new StoreUnavailable({ id, reason: `counting its entries failed: ${errorReason(cause)}`, cause }))
+          Effect.mapError(StoreUnavailable.failed(id, "counting its entries"))
         )
-        return Number(counted[0]?.n ?? 0)
+        return rowNumber(counted[0]?.n ?? 0)
       })
 
     return {
