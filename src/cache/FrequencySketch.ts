@@ -48,11 +48,6 @@ export class FrequencySketch {
     return this.capacityHint
   }
 
-  /** Increments between halvings: the number of requests over which frequencies are compared. */
-  get sampleSize(): number {
-    return this.resetAt
-  }
-
   /** Records one access of the key (its hash: see `hashKey`). */
   increment(h: number): void {
     const table = this.table

@@ -630,11 +630,3 @@ export const makeWith = <Key, Value, Error = never, R = never>(
     }
     return cache
   })
-
-/** As `Cache.make`: one TTL for values and failures alike. */
-export const make = <Key, Value, Error = never, R = never>(options: {
-  readonly capacity: number
-  readonly timeToLive: Duration.DurationInput
-  readonly lookup: Cache.Lookup<Key, Value, Error, R>
-}): Effect.Effect<LoadingCache<Key, Value, Error>, never, R | Scope.Scope> =>
-  makeWith({ capacity: options.capacity, lookup: options.lookup, timeToLive: () => options.timeToLive })

@@ -5,12 +5,13 @@
  * the embedded store in --data-dir).
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Data, Duration, Effect, Layer, Option } from "effect"
+import { Console, Duration, Effect, Layer, Option } from "effect"
 import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
 import { readdirSync } from "node:fs"
+import { CliError, UsageError } from "../domain/errors.js"
 import type { Message } from "../domain/schemas.js"
-import { MetricsServer, MetricsServerLive } from "../layers/MetricsServerLive.js"
+import { MetricsServer } from "../layers/MetricsServerLive.js"
 import { StoreLive } from "../layers/StoreLive.js"
 import { PgliteClient } from "../stores/sql/PgliteClient.js"
 import { PersistenceAdapterLive } from "../layers/PersistenceAdapterLive.js"
@@ -23,11 +24,7 @@ import { BIN, common, commands, options } from "./help.js"
 import { ingest, ingestFile, progressBar, readEntries } from "./ingest.js"
 import { quiet } from "./terminal.js"
 
-/** A failure found after parsing, such as an unknown source (exit code 1). */
-export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
-
-/** An argument the parser accepted but the command cannot (a limit below 1): a usage error (exit code 2). */
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+export { CliError, UsageError }
 
 /** A subcommand's one-line summary, from the help. */
 const summary = (name: string) => commands.find((c) => c.name === name)!.summary
@@ -207,7 +204,7 @@ const serveCommand = Command.make(
         if (sources.length > 0) yield* (yield* ContextCompiler).compile({ sources, texts: [SAMPLE_QUESTION] })
         yield* Console.log(`serving ${server.url}/metrics and ${server.url}/healthz (${yield* describeStore}); Ctrl-C stops`)
         return yield* Effect.never
-      }).pipe(Effect.provide(MetricsServerLive({ port }).pipe(Layer.provideMerge(app(dataDir)))))
+      }).pipe(Effect.provide(MetricsServer.layer({ port }).pipe(Layer.provideMerge(app(dataDir)))))
     })
 ).pipe(Command.withDescription(summary("serve")))
 

@@ -207,3 +207,61 @@ export class MissingPackage extends Data.TaggedError("MissingPackage")<{
     return `${this.feature} needs ${this.missing}, an optional peer dependency of pantheon-persistence that is not installed: npm install ${this.install.join(" ")}`
   }
 }
+
+/** The data directory could not be used: another process holds it, or it cannot be created. */
+export class DataDirUnavailable extends Data.TaggedError("DataDirUnavailable")<{
+  readonly dataDir: string
+  readonly reason: string
+  /** The process that holds the directory, when that is why. */
+  readonly pid?: number
+}> {
+  override get message() {
+    return `The data directory ${this.dataDir} ${this.reason}`
+  }
+}
+
+/** A SQL store's layout is newer than this library reads: written by a later version of it. */
+export class UnsupportedLayout extends Data.TaggedError("UnsupportedLayout")<{
+  /** The layout the store records. */
+  readonly layout: number
+  /** The newest layout this library reads. */
+  readonly supported: number
+}> {
+  override get message() {
+    return `this store has layout ${this.layout}, newer than this library's ${this.supported}: upgrade pantheon-persistence`
+  }
+}
+
+/** An entry in a store that cannot be read as written (a vector of the wrong size): the store is damaged. */
+export class DamagedEntry extends Data.TaggedError("DamagedEntry")<{
+  /** The entry's id. */
+  readonly entry: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `entry ${JSON.stringify(this.entry)} ${this.reason}`
+  }
+}
+
+/** The listener for the other instances' changes (LISTEN on a PostgreSQL channel) could not be started. */
+export class ListenerUnavailable extends Data.TaggedError("ListenerUnavailable")<{
+  readonly channel: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `the change listener could not LISTEN on ${this.channel}: ${this.reason}`
+  }
+}
+
+/** A file the command line ingests is not what it takes (`file:line: reason`). */
+export class IngestError extends Data.TaggedError("IngestError")<{ readonly file: string; readonly line?: number; readonly reason: string }> {
+  override get message() {
+    return `${this.file}${this.line === undefined ? "" : `:${this.line}`}: ${this.reason}`
+  }
+}
+
+/** A command-line failure found after parsing, such as an unknown source (exit code 1). */
+export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
+
+/** A command-line argument the parser accepted but the command cannot (a limit below 1): a usage error (exit code 2). */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}

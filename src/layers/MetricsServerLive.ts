@@ -26,7 +26,7 @@ export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServ
     serve(options)
 }
 
-/** The endpoint as a layer (`MetricsServer.layer`). */
+/** @deprecated The earlier name of `MetricsServer.layer`, kept for the code that uses it. */
 export const MetricsServerLive = (options: MetricsServerOptions) => MetricsServer.layer(options)
 
 /** OpenTelemetry, loaded when an endpoint is built: optional peers, which a program without one never loads. */

@@ -9,7 +9,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { LoadingCacheStats } from "../../cache/LoadingCache.js"
-import { type CatalogUnavailable, type InvalidSourceId, StoreUnavailable } from "../../domain/errors.js"
+import { type CatalogUnavailable, type InvalidSourceId, StoreUnavailable, type UnsupportedLayout } from "../../domain/errors.js"
 import { SourceAdded, SourceChanged, SourceRemoved } from "../../domain/events.js"
 import { Embedder } from "../../embedding/Embedder.js"
 import { type OpenOptions, StoreBackend } from "../../services/StoreBackend.js"
@@ -172,7 +172,7 @@ export const make = (options: SqlStoreOptions = {}) =>
   })
 
 export class SqlStore extends Context.Tag("pantheon-persistence/SqlStore")<SqlStore, SqlStoreShape>() {
-  static readonly layer = (options: SqlStoreOptions = {}): Layer.Layer<SqlStore, SqlError, SqlClient.SqlClient | Embedder | StoreEvents> =>
+  static readonly layer = (options: SqlStoreOptions = {}): Layer.Layer<SqlStore, SqlError | UnsupportedLayout, SqlClient.SqlClient | Embedder | StoreEvents> =>
     Layer.scoped(SqlStore, make(options))
 
   /** The `StoreBackend` of the store: its catalog, and managers opened from catalog descriptors. */

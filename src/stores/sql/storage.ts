@@ -17,8 +17,8 @@
  *   one transaction, under an advisory lock so that instances starting together migrate once.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { UnsupportedLayout } from "../../domain/errors.js"
 import { lexicalColumns } from "../../relevance/analyzer.js"
 import { rowNumber } from "./rows.js"
 
@@ -178,7 +178,7 @@ export const migrate = (sql: SqlClient.SqlClient) =>
       const hadMeta = yield* tableExists(sql, "pantheon_meta")
       const layout = !hadCatalog ? LAYOUT_VERSION : hadMeta ? rowNumber((yield* sql<{ value: string }>`SELECT value FROM pantheon_meta WHERE key = 'layout'`)[0]?.value ?? 1) : 1
       if (layout > LAYOUT_VERSION) {
-        return yield* new SqlError({ message: `this store has layout ${layout}, newer than this library's ${LAYOUT_VERSION}: upgrade pantheon-persistence`, cause: undefined })
+        return yield* new UnsupportedLayout({ layout, supported: LAYOUT_VERSION })
       }
       yield* createShared(sql)
       if (layout < 2) yield* fromLayout1(sql)

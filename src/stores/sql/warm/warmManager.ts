@@ -17,7 +17,7 @@
  */
 import { Effect, Either, Fiber, Metric, type Scope } from "effect"
 import { cacheStaleServed } from "../../../metrics.js"
-import { StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
+import { DamagedEntry, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
 import { documentText, terms } from "../../../relevance/analyzer.js"
 import type { RelevanceQuery, StoreManager } from "../../../services/StoreManager.js"
@@ -52,7 +52,7 @@ const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: 
       const metadata = row.metadata !== null && typeof row.metadata === "object" ? (row.metadata as Record<string, unknown>) : {}
       const vector = row.vector === null ? undefined : scratch
       if (vector !== undefined && parseVector(row.vector!, scratch, 0) !== descriptor.dimensions) {
-        return yield* Effect.fail(new Error(`entry ${JSON.stringify(row.id)} has a vector of the wrong size (expected ${descriptor.dimensions})`))
+        return yield* new DamagedEntry({ entry: row.id, reason: `has a vector of the wrong size (expected ${descriptor.dimensions})` })
       }
       index.upsert({ id: row.id, text: row.text, ts: rowNumber(row.ts), metadata, seq: rowNumber(row.seq) }, vector, terms(documentText({ text: row.text, metadata })))
     }
