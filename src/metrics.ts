@@ -44,21 +44,21 @@ export const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, cach
  */
 export const forCache = (cache: string) => {
   const tags = [MetricLabel.make("cache", cache)]
-  // A counter's update adds, a gauge's sets, a histogram's records.
-  const add = (metric: Metric.Metric<any, number, any>) => (n = 1) => metric.unsafeUpdate(n, tags)
+  // An update of a counter adds `n`, of a gauge sets it to `n`, of a histogram records `n`.
+  const updater = (metric: Metric.Metric<any, number, any>) => (n = 1) => metric.unsafeUpdate(n, tags)
   return {
-    hits: add(cacheHits),
-    misses: add(cacheMisses),
-    loads: add(cacheLoads),
-    loadFailures: add(cacheLoadFailures),
-    evictions: add(cacheEvictions),
-    expirations: add(cacheExpirations),
-    invalidations: add(cacheInvalidations),
-    refreshes: add(cacheRefreshes),
-    staleServed: add(cacheStaleServed),
-    size: add(cacheSize),
-    weight: add(cacheWeight),
-    loadDuration: add(cacheLoadDuration)
+    hits: updater(cacheHits),
+    misses: updater(cacheMisses),
+    loads: updater(cacheLoads),
+    loadFailures: updater(cacheLoadFailures),
+    evictions: updater(cacheEvictions),
+    expirations: updater(cacheExpirations),
+    invalidations: updater(cacheInvalidations),
+    refreshes: updater(cacheRefreshes),
+    staleServed: updater(cacheStaleServed),
+    size: updater(cacheSize),
+    weight: updater(cacheWeight),
+    loadDuration: updater(cacheLoadDuration)
   }
 }
 export type CacheMetrics = ReturnType<typeof forCache>

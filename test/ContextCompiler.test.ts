@@ -226,7 +226,7 @@ describe("ContextCompiler", () => {
   it.scoped("skips objects that lack the two query methods", () => {
     const l = legacy(() => [{ name: "broken", getMostRecent: async () => [] }, promiseManager("ok", [entry("x", "2024-01-01T00:00:01Z")]), null, 7])
     return Effect.gen(function* () {
-      const descriptors = yield* Effect.flatMap(StoreManagerRegistry, (r) => r.catalog)
+      const descriptors = yield* Effect.flatMap(StoreManagerRegistry, (r) => Effect.map(r.catalog, (c) => c.descriptors))
       expect(descriptors.map((d) => d.id)).toEqual(["ok"])
       expect(yield* compile({ sources: [{ id: "broken" }, { id: "ok" }] })).toHaveLength(1)
     }).pipe(l.provide())
@@ -339,7 +339,7 @@ describe("StoreManagerRegistry", () => {
       yield* Fiber.interrupt(first)
       release()
       const catalog = yield* Fiber.join(second)
-      expect(catalog.map((d) => d.id)).toEqual(["a"])
+      expect(catalog.descriptors.map((d) => d.id)).toEqual(["a"])
       expect(l.calls.count).toBe(1)
     }).pipe(l.provide())
   })

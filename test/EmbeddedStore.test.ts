@@ -49,6 +49,6 @@ layer(Live, { timeout: "60 seconds" })("PersistenceAdapterLive over the embedded
       // The change travels through a stream: wait (bounded) until the cache dropped the old manager.
       for (let i = 0; i < 100 && (yield* cache.keys).includes("notes"); i++) yield* Effect.yieldNow()
       expect(yield* cache.keys).not.toContain("notes")
-      expect((yield* registry.catalog).find((d) => d.id === "notes")).toMatchObject({ label: "v2", fingerprint: "2" })
+      expect((yield* registry.catalog).descriptors.find((d) => d.id === "notes")).toMatchObject({ label: "v2", fingerprint: "2" })
     }))
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
-import { MetricsServer, MetricsServerLive } from "../src/layers/MetricsServerLive.js"
+import { MetricsServer } from "../src/layers/MetricsServerLive.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { promiseBackend } from "../src/layers/backends.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
@@ -42,7 +42,7 @@ describe("the metrics endpoint", () => {
       expect((yield* get(`${url}/nope`)).status).toBe(404)
     }).pipe(
       Effect.provide(
-        MetricsServerLive({ port: 0 }).pipe(Layer.provideMerge(PersistenceAdapterLive({ cache: {} })), Layer.provideMerge(EmbeddedStoreLive({ dataDir: "memory://", dimensions: 64 })))
+        MetricsServer.layer({ port: 0 }).pipe(Layer.provideMerge(PersistenceAdapterLive({ cache: {} })), Layer.provideMerge(EmbeddedStoreLive({ dataDir: "memory://", dimensions: 64 })))
       )
     ), 60_000)
 
@@ -54,7 +54,7 @@ describe("the metrics endpoint", () => {
       expect(JSON.parse(health.body)).toMatchObject({ status: "degraded", store: { reachable: false } })
     }).pipe(
       Effect.provide(
-        MetricsServerLive({ port: 0 }).pipe(
+        MetricsServer.layer({ port: 0 }).pipe(
           Layer.provideMerge(PersistenceAdapterLive({ cache: {} })),
           Layer.provideMerge(promiseBackend(() => Promise.reject(new Error("store is down"))))
         )

@@ -135,7 +135,7 @@ describe.skipIf(!up)("PostgresStoreLive", () => {
     try {
       await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("shared", { label: "v1" })))
       // B sees the new source without waiting for its catalog ttl (10 minutes here).
-      const catalogOfB = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.catalog))
+      const catalogOfB = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => Effect.map(r.catalog, (c) => c.descriptors)))
       expect(await until(async () => (await catalogOfB()).some((d) => d.id === "shared"))).toBe(true)
       await b.runPromise(Effect.flatMap(ManagerCache, (c) => c.get("shared")))
       const keysOfB = () => b.runPromise(Effect.flatMap(ManagerCache, (c) => c.keys))
@@ -194,7 +194,7 @@ describe.skipIf(!up)("PostgresStoreLive", () => {
       await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("during")))
       await proxy.restore()
       expect(await until(() => b.runPromise(Effect.flatMap(StoreEvents, (events) => events.connected)), 15_000)).toBe(true)
-      const catalog = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.catalog))
+      const catalog = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => Effect.map(r.catalog, (c) => c.descriptors)))
       expect(await until(async () => (await catalog()).some((d) => d.id === "during"))).toBe(true)
       expect(await b.runPromise(Effect.flatMap(ManagerCache, (c) => Effect.flatMap(c.get("before"), (m) => m.getMostRecent(1))))).toEqual([])
       expect(await b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => Effect.as(r.load("other"), "ok")))).toBe("ok")

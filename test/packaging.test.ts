@@ -46,7 +46,8 @@ const linkDependencies = () => {
 beforeAll(async () => {
   const stage = join(work, "stage")
   mkdirSync(stage)
-  for (const file of ["package.json", ...pkg.files]) cpSync(join(root, file), join(stage, file), { recursive: true })
+  // dist is built fresh below: a stale one (or none, in a new checkout) never reaches the package.
+  for (const file of ["package.json", ...pkg.files.filter((f) => f !== "dist")]) cpSync(join(root, file), join(stage, file), { recursive: true })
   await exec(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", join(stage, "dist")])
   const { stdout } = await exec("npm", ["pack", "--json", "--pack-destination", work], { cwd: stage })
   const [report] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>

@@ -13,6 +13,7 @@
  * [2] Caffeine, `FrequencySketch` ("the counters of an element are in one cache line").
  */
 import { Hash } from "effect"
+import { fnv1a } from "../hash.js"
 
 /** A counter saturates at 15: the paper's 4-bit counters; frequencies above that rank alike. */
 const MAX_COUNT = 15
@@ -45,11 +46,6 @@ export class FrequencySketch {
   /** How many keys the table is sized for. */
   get capacity(): number {
     return this.capacityHint
-  }
-
-  /** Increments between halvings: the number of requests over which frequencies are compared. */
-  get sampleSize(): number {
-    return this.resetAt
   }
 
   /** Records one access of the key (its hash: see `hashKey`). */
@@ -108,11 +104,7 @@ export class FrequencySketch {
 /** A key's 32-bit hash: FNV-1a with a final avalanche for strings, Effect's `Hash` for anything else. */
 export const hashKey = (key: unknown): number => {
   if (typeof key !== "string") return Hash.hash(key) >>> 0
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
+  let h = fnv1a(key)
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

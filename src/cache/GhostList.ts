@@ -19,10 +19,6 @@ export class GhostList {
     this.resize(capacity)
   }
 
-  get capacity(): number {
-    return this.hashes.length
-  }
-
   /** Starts over with room for `capacity` hashes. */
   resize(capacity: number): void {
     const slots = Math.max(1, Math.ceil(capacity))

@@ -108,10 +108,11 @@ export class LoadRunner<K, V, E> {
     return true
   }
 
+  /** A reload of a held value uses the cache's `reload` when it has one (it knows how to update what it holds), else the caller's lookup, else the cache's. */
   private lookupOf(load: Load<K, V, E>): Effect.Effect<V, E, any> {
     const { lookup, reload } = this.options
-    if (load.lookup !== undefined) return load.lookup()
-    return load.reloading && reload !== undefined ? reload(load.entry.key, load.previous as V) : lookup(load.entry.key)
+    if (load.reloading && reload !== undefined) return reload(load.entry.key, load.previous as V)
+    return load.lookup !== undefined ? load.lookup() : lookup(load.entry.key)
   }
 
   /** One lookup call for `loads`, under a permit; `done` on every outcome, interruption included, so no waiter is left hanging. */

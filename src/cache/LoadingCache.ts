@@ -45,6 +45,7 @@
  * an in-flight lookup from being cached; and it has no weights, no eviction or load counters.
  */
 import { Cache, Deferred, Duration, Effect, Either, Exit, Option, type Runtime, Schedule, type Scope } from "effect"
+import { errorReason } from "../domain/errors.js"
 import * as M from "../metrics.js"
 import { Entries, type Entry } from "./Entries.js"
 import * as EntryState from "./EntryState.js"
@@ -81,7 +82,7 @@ export interface LoadingCacheOptions<Key, Value, Error = never, R = never> {
   readonly sweepInterval?: Duration.DurationInput
   /** Most loads running at once across all callers (default: no limit). */
   readonly lookupConcurrency?: number
-  /** Reloads a key that holds a value (refresh-ahead, `refresh`, a reload after TTL); default `lookup`. */
+  /** Reloads a key that holds a value (refresh-ahead, `refresh`, a reload after TTL), before any caller's own lookup; default: the caller's lookup, else `lookup`. */
   readonly reload?: (key: Key, previous: Value) => Effect.Effect<Value, Error, R>
   /**
    * Told of each value that leaves the cache and why (`RemovalCause`), to release what it holds.
@@ -119,8 +120,10 @@ export interface LoadingCache<in out Key, in out Value, out Error = never> exten
   /**
    * Every key's value or load error, in the order asked. Loads that are needed start together
    * (single-flight holds across the batch and with every other caller); never fails as a whole.
+   * With `lookup`, a key that has to be loaded is loaded with it (the key and its place in `keys`),
+   * as `getWith` does for one key: for values whose computation the caller holds (a catalog descriptor).
    */
-  getMany(keys: Iterable<Key>): Effect.Effect<Array<Either.Either<Value, Error>>>
+  getMany(keys: Iterable<Key>, lookup?: (key: Key, index: number) => Effect.Effect<Value, Error>): Effect.Effect<Array<Either.Either<Value, Error>>>
   /** Counters since the cache was built. */
   readonly stats: Effect.Effect<LoadingCacheStats>
 }
@@ -266,7 +269,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
         if (!this.table.isCurrent(entry) || this.ticker.now() >= stale.expiresAt + this.timing.staleFor) return Effect.fail(error)
         this.countStale()
         return Effect.as(
-          Effect.logWarning(`cache ${this.label}: serving a stale value for ${String(entry.key)}: ${describe(error)}`),
+          Effect.logWarning(`cache ${this.label}: serving a stale value for ${String(entry.key)}: ${errorReason(error)}`),
           stale.value
         )
       })
@@ -374,14 +377,15 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     })
   }
 
-  getMany(keys: Iterable<K>): Effect.Effect<Array<Either.Either<V, E>>> {
+  getMany(keys: Iterable<K>, lookup?: (key: K, index: number) => Effect.Effect<V, E>): Effect.Effect<Array<Either.Either<V, E>>> {
     return Effect.suspend(() => {
       const now = this.ticker.now()
       const results: Array<Either.Either<V, E>> = []
       const waits: Array<[number, Effect.Effect<V, E>]> = []
       this.runner.batch((begin) => {
         for (const key of keys) {
-          const served = this.serve(key, now, begin)
+          const i = results.length
+          const served = this.serve(key, now, begin, lookup === undefined ? undefined : () => lookup(key, i))
           if (!isReady(served)) waits.push([results.length, served])
           results.push(isReady(served) ? Either.right(served.value) : (undefined as never))
         }
@@ -591,9 +595,6 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
 /** Whether `serve` answered a value at once (a `Ready` state; no effect is tagged "Ready"): cheaper than `Effect.isEffect` on a hit. */
 const isReady = <V>(served: EntryState.Ready<V> | Effect.Effect<V, any>): served is EntryState.Ready<V> => (served as { _tag?: unknown })._tag === "Ready"
 
-const describe = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
-
 const invalid = (field: string, value: unknown, reason: string) =>
   Effect.dieMessage(`LoadingCache: ${field} ${reason} (got ${String(value)})`)
 
@@ -629,11 +630,3 @@ export const makeWith = <Key, Value, Error = never, R = never>(
     }
     return cache
   })
-
-/** As `Cache.make`: one TTL for values and failures alike. */
-export const make = <Key, Value, Error = never, R = never>(options: {
-  readonly capacity: number
-  readonly timeToLive: Duration.DurationInput
-  readonly lookup: Cache.Lookup<Key, Value, Error, R>
-}): Effect.Effect<LoadingCache<Key, Value, Error>, never, R | Scope.Scope> =>
-  makeWith({ capacity: options.capacity, lookup: options.lookup, timeToLive: () => options.timeToLive })

@@ -5,12 +5,13 @@
  * the embedded store in --data-dir).
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Data, Duration, Effect, Layer, Option } from "effect"
+import { Console, Duration, Effect, Layer, Option } from "effect"
 import { fileURLToPath } from "node:url"
 import { dirname, join } from "node:path"
 import { readdirSync } from "node:fs"
+import { CliError, UsageError } from "../domain/errors.js"
 import type { Message } from "../domain/schemas.js"
-import { MetricsServer, MetricsServerLive } from "../layers/MetricsServerLive.js"
+import { MetricsServer } from "../layers/MetricsServerLive.js"
 import { StoreLive } from "../layers/StoreLive.js"
 import { PgliteClient } from "../stores/sql/PgliteClient.js"
 import { PersistenceAdapterLive } from "../layers/PersistenceAdapterLive.js"
@@ -23,11 +24,7 @@ import { BIN, common, commands, options } from "./help.js"
 import { ingest, ingestFile, progressBar, readEntries } from "./ingest.js"
 import { quiet } from "./terminal.js"
 
-/** A failure found after parsing, such as an unknown source (exit code 1). */
-export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
-
-/** An argument the parser accepted but the command cannot (a limit below 1): a usage error (exit code 2). */
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+export { CliError, UsageError }
 
 /** A subcommand's one-line summary, from the help. */
 const summary = (name: string) => commands.find((c) => c.name === name)!.summary
@@ -155,7 +152,7 @@ const compileCommand = Command.make(
   ({ dataDir, sources, texts, limit, maxTokens, json }) =>
     Effect.gen(function* () {
       const registry = yield* StoreManagerRegistry
-      const known = (yield* registry.catalog).map((d) => d.id)
+      const known = (yield* registry.catalog).descriptors.map((d) => d.id)
       const unknown = sources.filter((s) => !known.includes(s))
       if (unknown.length > 0) {
         return yield* new CliError({ message: `unknown source ${JSON.stringify(unknown[0])} (known: ${known.join(", ") || "none"})` })
@@ -202,12 +199,12 @@ const serveCommand = Command.make(
       return yield* Effect.gen(function* () {
         const server = yield* MetricsServer
         const registry = yield* StoreManagerRegistry
-        const sources = (yield* registry.catalog).map((d) => ({ id: d.id }))
+        const sources = (yield* registry.catalog).descriptors.map((d) => ({ id: d.id }))
         // One compile, so the cache and compile metrics have something to show.
         if (sources.length > 0) yield* (yield* ContextCompiler).compile({ sources, texts: [SAMPLE_QUESTION] })
         yield* Console.log(`serving ${server.url}/metrics and ${server.url}/healthz (${yield* describeStore}); Ctrl-C stops`)
         return yield* Effect.never
-      }).pipe(Effect.provide(MetricsServerLive({ port }).pipe(Layer.provideMerge(app(dataDir)))))
+      }).pipe(Effect.provide(MetricsServer.layer({ port }).pipe(Layer.provideMerge(app(dataDir)))))
     })
 ).pipe(Command.withDescription(summary("serve")))
 

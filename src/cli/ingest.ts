@@ -7,21 +7,17 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SingleBar } from "cli-progress"
 import { SqlError } from "@effect/sql/SqlError"
-import { Console, Data, Effect, Either, type Layer, Option, ParseResult, Schema } from "effect"
+import { Console, Effect, Either, type Layer, Option, ParseResult, Schema } from "effect"
 import { readFile } from "node:fs/promises"
 import { timestampMs } from "../domain/compile.js"
-import { errorReason, StoreUnavailable } from "../domain/errors.js"
+import { errorReason, IngestError, StoreUnavailable } from "../domain/errors.js"
 import { NewEntry } from "../domain/schemas.js"
 import { validateSourceId } from "../stores/sql/identifiers.js"
 import { lowSpace, PgliteClient } from "../stores/sql/PgliteClient.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
 import { showsProgress } from "./terminal.js"
 
-export class IngestError extends Data.TaggedError("IngestError")<{ readonly file: string; readonly line?: number; readonly reason: string }> {
-  override get message() {
-    return `${this.file}${this.line === undefined ? "" : `:${this.line}`}: ${this.reason}`
-  }
-}
+export { IngestError }
 
 /** What an interrupted ingest prints on stderr: the transaction was rolled back. */
 export const INTERRUPTED = "interrupted: nothing was written"

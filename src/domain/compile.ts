@@ -1,5 +1,5 @@
 /**
- * The pure steps of `compile` (see README "Compile semantics"): no effects, no I/O, plain data in and out.
+ * The pure steps of `compile`, numbered as in the README's "Compile semantics": no effects, no I/O, plain data in and out.
  */
 import { Either, ParseResult, Schema } from "effect"
 import { InvalidCompileRequest } from "./errors.js"
@@ -78,7 +78,7 @@ const invalidFilter = (raw: Record<string, unknown>): InvalidCompileRequest | un
   return undefined
 }
 
-/** Step 0: the request with its defaults, or a typed error naming the field that is wrong. */
+/** Before step 1: the request with its defaults, or a typed error naming the field that is wrong. */
 export const normalizeRequest = (input: unknown): Either.Either<NormalizedRequest, InvalidCompileRequest> => {
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
     return Either.left(new InvalidCompileRequest({ field: "request", value: input, reason: "must be an object" }))
@@ -118,15 +118,15 @@ export const normalizeRequest = (input: unknown): Either.Either<NormalizedReques
 
 export const isImage = (entry: StoreEntry): boolean => isImageType((entry.metadata as Metadata | null | undefined)?.type)
 
-/** A source's filter as a test of the entries a store returned (deliberate change 2); `normalizeRequest` has checked it parses. */
+/** A source's filter as a test of the entries a store returned (a deliberate change: `where` is honoured); `normalizeRequest` has checked it parses. */
 export const matcherOf = (where: Where | undefined): ((entry: StoreEntry) => boolean) => {
   const filter = Either.getOrThrow(parseFilter(where))
   return (entry) => matches(filter, entry)
 }
 
 /**
- * Step 4: relevance seeds. The caller's texts first, then the recent texts in order, exact duplicates
- * removed, cut to the first `queryLimit` (deliberate change 1: the caller's texts are never dropped).
+ * Step 3: relevance seeds. The caller's texts first, then the recent texts in order, exact duplicates
+ * removed, cut to the first `queryLimit` (a deliberate change: the caller's texts are never dropped).
  */
 export const buildSeeds = (texts: ReadonlyArray<string>, recent: ReadonlyArray<StoreEntry>, queryLimit: number): Array<string> => {
   const seen = new Set<string>()
@@ -141,7 +141,7 @@ export const buildSeeds = (texts: ReadonlyArray<string>, recent: ReadonlyArray<S
   return seeds
 }
 
-/** An entry with its relevance priority: lower is more relevant (step 10 cuts the highest first). */
+/** An entry with its relevance priority: lower is more relevant (past the limit of step 5, the highest go first). */
 export interface Candidate {
   readonly entry: StoreEntry
   readonly priority: number
@@ -151,7 +151,7 @@ export interface Candidate {
 const SECOND = 1e9
 
 /**
- * Step 6: relevant non-image entries, then recent ones, then image-query ones (each as blocks, one
+ * Step 5, the order: relevant non-image entries, then recent ones, then image-query ones (each as blocks, one
  * a source, best or newest first). An entry's priority is its place in its block (rank r of every
  * source ranks alike: scores of two sources do not compare). With a question, its evidence comes
  * first and the recent entries after every rank; without one (the seeds were the recent texts),
@@ -171,7 +171,7 @@ export const combine = (
   return out
 }
 
-/** An entry that survived step 7, with its parsed time. */
+/** An entry that survived step 5's checks, with its parsed time. */
 export interface ValidEntry {
   readonly entry: StoreEntry
   readonly text: string
@@ -182,10 +182,10 @@ export interface ValidEntry {
 }
 
 /**
- * Step 7: keep entries with a non-blank text and object metadata (a blank text is skipped, as the
+ * Step 5, the checks: keep entries with a non-blank text and object metadata (a blank text is skipped, as the
  * reference does). An entry that is not an object, whose text is not a string, whose metadata is
  * not an object, or whose timestamp is missing or unparseable is skipped and counted in `invalid`
- * (deliberate change 3: the reference throws and loses the compile).
+ * (a deliberate change: the reference throws and loses the compile).
  */
 export const validate = (candidates: ReadonlyArray<Candidate>): { valid: Array<ValidEntry>; invalid: number } => {
   const valid: Array<ValidEntry> = []
@@ -212,7 +212,7 @@ export const validate = (candidates: ReadonlyArray<Candidate>): { valid: Array<V
   return { valid, invalid }
 }
 
-/** Step 8: dedupe by exact text; the first occurrence wins, with the best priority of its copies. */
+/** Step 5, dedupe: by exact text; the first occurrence wins, with the best priority of its copies. */
 export const dedupe = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> => {
   const first = new Map<string, ValidEntry>()
   for (const e of entries) {
@@ -223,11 +223,11 @@ export const dedupe = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> =>
   return [...first.values()]
 }
 
-/** Step 9: ascending by time; ties keep their order (Array.prototype.sort is stable). */
+/** Step 5, the order kept: ascending by time; ties keep their order (Array.prototype.sort is stable). */
 export const sortByTime = (entries: ReadonlyArray<ValidEntry>): Array<ValidEntry> => [...entries].sort((a, b) => a.ms - b.ms)
 
 /**
- * Step 10: at most `limit × max(managers, 1) × 2` entries; past it, the least relevant go first
+ * Step 5, the limit: at most `limit × max(managers, 1) × 2` entries; past it, the least relevant go first
  * (deliberate change: the reference kept the newest). Ties keep their order. What is kept keeps the
  * order it came in.
  */
@@ -252,7 +252,7 @@ const attempt = <A>(f: () => A, onError: (e: unknown) => void): A | undefined =>
   }
 }
 
-/** Step 11: one entry to one message. */
+/** Step 6: one entry to one message. */
 export const toMessage = (
   { entry, text, meta, ms }: ValidEntry,
   resolvers: Resolvers,
@@ -318,7 +318,7 @@ export const fillTokenBudget = (
 
 export const messageTokens = (content: string, count: TokenCount): number => count(content) + MESSAGE_OVERHEAD_TOKENS
 
-/** Steps 7–11 over the combined entries: the messages in time order, each with its relevance priority. */
+/** Steps 5 and 6 over the combined entries: the messages in time order, each with its relevance priority. */
 export const assemble = (
   combined: ReadonlyArray<Candidate>,
   options: { readonly limit: number; readonly managers: number; readonly resolvers: Resolvers; readonly onResolverError?: (hook: string, error: unknown) => void }

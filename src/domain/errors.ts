@@ -54,6 +54,11 @@ export class CatalogUnavailable extends Data.TaggedError("CatalogUnavailable")<{
   override get message() {
     return `Store catalog unavailable: ${this.reason}`
   }
+
+  /** The catalog is unavailable because `doing` (e.g. "reading pantheon_sources") failed with a cause. */
+  static failed(doing: string): (cause: unknown) => CatalogUnavailable {
+    return (cause) => new CatalogUnavailable({ reason: `${doing} failed: ${errorReason(cause)}`, cause })
+  }
 }
 
 /** Opening the store manager of a source failed (the store is down, or timed out). */
@@ -64,6 +69,11 @@ export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{
 }> {
   override get message() {
     return `Store ${JSON.stringify(this.id)} unavailable: ${this.reason}`
+  }
+
+  /** Source `id` is unavailable because `doing` (e.g. "reading its entries") failed with a cause. */
+  static failed(id: string, doing: string): (cause: unknown) => StoreUnavailable {
+    return (cause) => new StoreUnavailable({ id, reason: `${doing} failed: ${errorReason(cause)}`, cause })
   }
 }
 
@@ -76,6 +86,11 @@ export class StoreQueryError extends Data.TaggedError("StoreQueryError")<{
 }> {
   override get message() {
     return `Store ${JSON.stringify(this.id)}: ${this.operation} failed: ${this.reason}`
+  }
+
+  /** `operation` on source `id` failed with a cause (the reason is the cause's message). */
+  static failed(id: string, operation: string): (cause: unknown) => StoreQueryError {
+    return (cause) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
   }
 }
 
@@ -113,17 +128,30 @@ export const show = (value: unknown): string => {
 }
 
 /**
- * A cause as one line for a message. A wrapper's own message often hides the useful part (an
- * `SqlError` says "Failed to execute statement"): the message of what it wraps is appended.
+ * A cause as one line for a message: the project's one rendering of an error. A wrapper's own
+ * message often hides the useful part (an `SqlError` says "Failed to execute statement", a transport
+ * error "fetch failed"): the messages of what it wraps, down its chain of causes, are appended
+ * where they say something new. A file-system error with no message (PGlite's) is named by its errno.
  */
 export const errorReason = (cause: unknown): string => {
   if (typeof cause === "string") return cause
-  if (cause === null || typeof cause !== "object" || !("message" in cause)) return show(cause)
-  const message = String(cause.message)
-  const inner = "cause" in cause ? cause.cause : undefined
-  const detail = inner !== null && typeof inner === "object" && "message" in inner ? String(inner.message) : undefined
-  return detail !== undefined && detail !== "" && !message.includes(detail) ? `${message}: ${detail}` : message
+  if (cause === null || typeof cause !== "object") return show(cause)
+  if (!("message" in cause)) {
+    const errno = (cause as { errno?: unknown }).errno
+    return typeof errno === "number" ? `a file-system error (errno ${errno})` : show(cause)
+  }
+  let reason = String(cause.message)
+  let inner: unknown = "cause" in cause ? cause.cause : undefined
+  for (let depth = 0; depth < MAX_CAUSES && inner !== null && typeof inner === "object" && inner !== cause; depth++) {
+    const detail = "message" in inner ? String(inner.message) : ""
+    if (detail !== "" && !reason.includes(detail)) reason = `${reason}: ${detail}`
+    inner = "cause" in inner ? inner.cause : undefined
+  }
+  return reason
 }
+
+/** How far down a chain of causes `errorReason` reads. */
+const MAX_CAUSES = 4
 
 /** Texts could not be embedded (the embedding service is down or answered nonsense). */
 export class EmbedError extends Data.TaggedError("EmbedError")<{
@@ -179,3 +207,61 @@ export class MissingPackage extends Data.TaggedError("MissingPackage")<{
     return `${this.feature} needs ${this.missing}, an optional peer dependency of pantheon-persistence that is not installed: npm install ${this.install.join(" ")}`
   }
 }
+
+/** The data directory could not be used: another process holds it, or it cannot be created. */
+export class DataDirUnavailable extends Data.TaggedError("DataDirUnavailable")<{
+  readonly dataDir: string
+  readonly reason: string
+  /** The process that holds the directory, when that is why. */
+  readonly pid?: number
+}> {
+  override get message() {
+    return `The data directory ${this.dataDir} ${this.reason}`
+  }
+}
+
+/** A SQL store's layout is newer than this library reads: written by a later version of it. */
+export class UnsupportedLayout extends Data.TaggedError("UnsupportedLayout")<{
+  /** The layout the store records. */
+  readonly layout: number
+  /** The newest layout this library reads. */
+  readonly supported: number
+}> {
+  override get message() {
+    return `this store has layout ${this.layout}, newer than this library's ${this.supported}: upgrade pantheon-persistence`
+  }
+}
+
+/** An entry in a store that cannot be read as written (a vector of the wrong size): the store is damaged. */
+export class DamagedEntry extends Data.TaggedError("DamagedEntry")<{
+  /** The entry's id. */
+  readonly entry: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `entry ${JSON.stringify(this.entry)} ${this.reason}`
+  }
+}
+
+/** The listener for the other instances' changes (LISTEN on a PostgreSQL channel) could not be started. */
+export class ListenerUnavailable extends Data.TaggedError("ListenerUnavailable")<{
+  readonly channel: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `the change listener could not LISTEN on ${this.channel}: ${this.reason}`
+  }
+}
+
+/** A file the command line ingests is not what it takes (`file:line: reason`). */
+export class IngestError extends Data.TaggedError("IngestError")<{ readonly file: string; readonly line?: number; readonly reason: string }> {
+  override get message() {
+    return `${this.file}${this.line === undefined ? "" : `:${this.line}`}: ${this.reason}`
+  }
+}
+
+/** A command-line failure found after parsing, such as an unknown source (exit code 1). */
+export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
+
+/** A command-line argument the parser accepted but the command cannot (a limit below 1): a usage error (exit code 2). */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}

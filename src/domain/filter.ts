@@ -16,7 +16,7 @@
  *   "image" matches a `type` that is any case of it (`isImageType`).
  */
 import { Either } from "effect"
-import { InvalidFilter } from "./errors.js"
+import { errorReason, InvalidFilter } from "./errors.js"
 import { timestampMs } from "./time.js"
 
 /** Nesting of `$and`/`$or`/`$not`, the filter itself being level 1: bounds the recursion on hostile input. */
@@ -213,7 +213,7 @@ export const parseFilter = (where: unknown, path = "where"): Either.Either<Filte
   } catch (e) {
     if (e instanceof Refused) return Either.left(e.error)
     // A getter or proxy that throws, or a stack overflow: still a refused filter, not a defect.
-    return Either.left(new InvalidFilter({ field: path, value: where, reason: `cannot be read (${e instanceof Error ? e.message : String(e)})` }))
+    return Either.left(new InvalidFilter({ field: path, value: where, reason: `cannot be read (${errorReason(e)})` }))
   }
 }
 

@@ -4,17 +4,9 @@
  * cosine similarity measures shared words and phrases. Deterministic: a text always gets one vector.
  */
 import { Effect } from "effect"
+import { fnv1a } from "../hash.js"
 import type { EmbedderShape } from "./Embedder.js"
 import { normalize } from "./vector.js"
-
-const fnv1a = (text: string, seed: number) => {
-  let h = seed
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
-}
 
 export const tokenize = (text: string): Array<string> => text.toLowerCase().normalize("NFKC").match(/[\p{L}\p{N}]+/gu) ?? []
 
@@ -23,7 +15,7 @@ export const featureHashingVector = (text: string, dimensions: number): Float32A
   const v = new Float32Array(dimensions)
   const words = tokenize(text)
   const add = (feature: string, weight: number) => {
-    const h = fnv1a(feature, 0x811c9dc5)
+    const h = fnv1a(feature)
     const sign = fnv1a(feature, 0x9747b28c) & 1 ? 1 : -1
     v[h % dimensions]! += sign * weight
   }

@@ -137,15 +137,6 @@ export const orderedVectors = (data: EmbeddingsResponse["data"], count: number):
 }
 
 /** One attempt that failed: whether another may succeed, and how long the server asked us to wait. */
-/** A transport failure with its root cause ("fetch failed" says little; "connect ECONNREFUSED 127.0.0.1:1" says what). */
-const networkReason = (error: HttpClientError.HttpClientError): string => {
-  let root: unknown = error
-  while (root !== null && typeof root === "object" && "cause" in root && root.cause !== undefined && root.cause !== root) root = root.cause
-  const reason = errorReason(error)
-  const detail = root !== error && root !== null && typeof root === "object" && "message" in root ? String(root.message) : ""
-  return detail === "" || reason.includes(detail) ? reason : `${reason}: ${detail}`
-}
-
 class AttemptFailed extends Data.TaggedError("AttemptFailed")<{
   readonly reason: string
   readonly retryable: boolean
@@ -240,7 +231,7 @@ export const openai = (config: OpenAIEmbedderConfig) =>
         return http.execute(request)
       }).pipe(
         Effect.mapError((e: HttpClientError.HttpClientError) =>
-          new AttemptFailed({ reason: scrub(networkReason(e)), retryable: e._tag === "RequestError" && e.reason === "Transport", cause: e.cause })
+          new AttemptFailed({ reason: scrub(errorReason(e)), retryable: e._tag === "RequestError" && e.reason === "Transport", cause: e.cause })
         ),
         Effect.flatMap((response) => (response.status >= 200 && response.status < 300 ? readVectors(response, texts.length) : failStatus(response))),
         Effect.scoped,

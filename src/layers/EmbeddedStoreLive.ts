@@ -2,11 +2,10 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { type ConfigError, Effect, Layer } from "effect"
 import { envText } from "../domain/config.js"
-import type { EmbedError, InvalidConfig } from "../domain/errors.js"
+import type { DataDirUnavailable, EmbedError, InvalidConfig, UnsupportedLayout } from "../domain/errors.js"
 import { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
 import { StoreEvents } from "../services/StoreEvents.js"
-import type { DataDirUnavailable } from "../stores/sql/DataDirLock.js"
 import { PgliteClient, type PgliteClientConfig } from "../stores/sql/PgliteClient.js"
 import { SqlStore, type SqlStoreOptions } from "../stores/sql/SqlStore.js"
 
@@ -40,7 +39,7 @@ export const EmbeddedStoreLive = (
   options: EmbeddedStoreOptions = {}
 ): Layer.Layer<
   StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient | PgliteClient,
-  SqlError | DataDirUnavailable | InvalidConfig | ConfigError.ConfigError | EmbedError
+  SqlError | UnsupportedLayout | DataDirUnavailable | InvalidConfig | ConfigError.ConfigError | EmbedError
 > => {
   const client = Layer.unwrapEffect(
     Effect.map(options.dataDir === undefined ? dataDirConfig : Effect.succeed(options.dataDir), (dataDir) => PgliteClient.layer({ dataDir, ...(options.lockTimeout === undefined ? {} : { lockTimeout: options.lockTimeout }) }))

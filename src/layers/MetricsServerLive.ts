@@ -6,7 +6,7 @@
 import { Context, Effect, Layer, Runtime } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import type { MissingPackage } from "../domain/errors.js"
+import { errorReason, type MissingPackage } from "../domain/errors.js"
 import { importOptional } from "../optionalPeers.js"
 import type { ManagerCache } from "../services/ManagerCache.js"
 import type { StoreEvents } from "../services/StoreEvents.js"
@@ -26,7 +26,7 @@ export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServ
     serve(options)
 }
 
-/** The endpoint as a layer (`MetricsServer.layer`). */
+/** @deprecated The earlier name of `MetricsServer.layer`, kept for the code that uses it. */
 export const MetricsServerLive = (options: MetricsServerOptions) => MetricsServer.layer(options)
 
 /** OpenTelemetry, loaded when an endpoint is built: optional peers, which a program without one never loads. */
@@ -48,7 +48,7 @@ const serve = (options: MetricsServerOptions): Layer.Layer<MetricsServer, Missin
             if (req.method === "GET" && path === "/healthz") {
               Runtime.runPromise(runtime)(health).then(
                 (report) => res.writeHead(report.status === "ok" ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(report)),
-                (e) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ status: "error", error: String(e) }))
+                (e) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ status: "error", error: errorReason(e) }))
               )
               return
             }

@@ -3,7 +3,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
 import type pg from "pg"
 import { envInteger, envText, envValue, isUrl } from "../domain/config.js"
-import type { EmbedError } from "../domain/errors.js"
+import type { EmbedError, ListenerUnavailable, UnsupportedLayout } from "../domain/errors.js"
 import { InvalidConfig } from "../domain/errors.js"
 import { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
@@ -39,7 +39,10 @@ export interface PostgresStoreOptions {
  */
 export const PostgresStoreLive = (
   options: PostgresStoreOptions
-): Layer.Layer<StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient, SqlError | InvalidConfig | EmbedError | ConfigError.ConfigError> => {
+): Layer.Layer<
+  StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient,
+  SqlError | UnsupportedLayout | ListenerUnavailable | InvalidConfig | EmbedError | ConfigError.ConfigError
+> => {
   const max = options.maxConnections ?? 10
   if (!Number.isInteger(max) || max < 2) {
     return Layer.fail(new InvalidConfig({ field: "maxConnections", value: max, reason: "must be a whole number of at least 2 (one listens, the rest are the pool)" }))

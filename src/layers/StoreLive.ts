@@ -1,11 +1,10 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { type ConfigError, Effect, Layer, Option } from "effect"
-import type { EmbedError, InvalidConfig } from "../domain/errors.js"
+import type { DataDirUnavailable, EmbedError, InvalidConfig, ListenerUnavailable, UnsupportedLayout } from "../domain/errors.js"
 import type { Embedder } from "../embedding/Embedder.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
 import type { StoreEvents } from "../services/StoreEvents.js"
-import type { DataDirUnavailable } from "../stores/sql/DataDirLock.js"
 import type { SqlStore } from "../stores/sql/SqlStore.js"
 import { EmbeddedStoreLive, type EmbeddedStoreOptions } from "./EmbeddedStoreLive.js"
 import { databaseUrlConfig, PostgresStoreLive, postgresConfig } from "./PostgresStoreLive.js"
@@ -16,7 +15,7 @@ import { databaseUrlConfig, PostgresStoreLive, postgresConfig } from "./Postgres
  */
 type Backend = Layer.Layer<
   StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient,
-  SqlError | DataDirUnavailable | InvalidConfig | EmbedError | ConfigError.ConfigError
+  SqlError | UnsupportedLayout | ListenerUnavailable | DataDirUnavailable | InvalidConfig | EmbedError | ConfigError.ConfigError
 >
 
 export const StoreLive = (embedded: EmbeddedStoreOptions = {}): Backend =>

@@ -17,7 +17,7 @@ import {
   type Resolvers
 } from "../domain/compile.js"
 import { type CompileError, errorReason, type LoadError, show, SourceFailed, StoreQueryError, UnexpectedError } from "../domain/errors.js"
-import { type ContextSource, managerKey, type Message, type NormalizedRequest, type StoreEntry, type Where } from "../domain/schemas.js"
+import { type ContextSource, type Message, type NormalizedRequest, type StoreEntry, type Where } from "../domain/schemas.js"
 import { loadTokenCount } from "../domain/tokens.js"
 import * as M from "../metrics.js"
 import { CacheSettings } from "./CacheSettings.js"
@@ -141,12 +141,12 @@ export const make = (options: CompilerOptions = {}) =>
       for (const source of request.sources) if (!wanted.has(source.id)) wanted.set(source.id, source)
 
       // The matched managers, in catalog order, each once (two managers serving one id both match).
-      const descriptors = (yield* registry.catalog).filter((d) => wanted.has(d.id))
+      const descriptors = (yield* registry.catalog).descriptors.filter((d) => wanted.has(d.id))
       yield* Effect.annotateCurrentSpan({ sources: request.sources.length, matched: descriptors.length })
       if (descriptors.length === 0) return []
 
       const state: CompileState = { request, skipped: new Set(), invalid: 0 }
-      const loaded = yield* cache.getMany(descriptors.map(managerKey))
+      const loaded = yield* cache.getManagers(descriptors)
       const matched: Array<Matched> = []
       for (let i = 0; i < descriptors.length; i++) {
         const result = loaded[i]!

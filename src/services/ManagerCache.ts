@@ -1,25 +1,37 @@
 /**
  * ManagerCache: the store managers of the sources, loaded once and shared. Its service value **is**
  * a `Cache` (the engine of src/cache, an Effect `Cache.Cache`) over `StoreManagerRegistry.load`,
- * keyed by manager key (the source id, see `managerKey`), configured by `CacheSettings`:
- * `ttl`, `failureTtl`, `capacity`, `refreshAhead`, `staleIfError`, `sweepInterval`, `loadConcurrency`.
+ * keyed by manager key (`managerKey`: the source id, unless several managers serve one source),
+ * configured by `CacheSettings`: `ttl`, `failureTtl`, `capacity`, `refreshAhead`, `staleIfError`,
+ * `sweepInterval`, `loadConcurrency`. Two members of its own speak of sources: `getManagers`
+ * (the compile's: each miss opens the catalog descriptor it is given) and `invalidateSource`.
  *
- * It follows `StoreEvents`: a source changed or removed, or an `Invalidated` event, drops that
- * source's manager; `Invalidated(null)` and a `Resync` drop them all. `cache.invalidate(id)` acts on
- * this instance only; to drop a manager on every instance, publish `Invalidated` (the Promise
- * facade's `invalidate` does).
+ * It follows `StoreEvents`: a source changed or removed, or an `Invalidated` event, drops every
+ * manager of that source; `Invalidated(null)` and a `Resync` drop them all. `invalidateSource(id)`
+ * and `invalidate(key)` act on this instance only; to drop a source on every instance, publish
+ * `Invalidated` (the Promise facade's `invalidate` does).
  */
-import { Context, Effect, Exit, Layer, Metric, Schedule } from "effect"
+import { Context, Effect, type Either, Exit, Layer, Metric, Schedule } from "effect"
 import * as LoadingCache from "../cache/LoadingCache.js"
+import { findManager } from "../domain/catalog.js"
 import type { CacheConfig } from "../domain/config.js"
 import type { LoadError } from "../domain/errors.js"
+import { managerKey, type StoreDescriptor } from "../domain/schemas.js"
 import * as M from "../metrics.js"
 import { CacheSettings } from "./CacheSettings.js"
 import type { StoreManager } from "./StoreManager.js"
 import { StoreEvents } from "./StoreEvents.js"
 import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
 
-export type ManagerCacheShape = LoadingCache.LoadingCache<string, StoreManager, LoadError>
+export interface ManagerCacheShape extends LoadingCache.LoadingCache<string, StoreManager, LoadError> {
+  /**
+   * The managers of these catalog descriptors, in order, each its manager or its load error; a
+   * miss opens the descriptor given (no second catalog read). Loads start together, as `getMany`'s.
+   */
+  readonly getManagers: (descriptors: ReadonlyArray<StoreDescriptor>) => Effect.Effect<Array<Either.Either<StoreManager, LoadError>>>
+  /** Drops every manager of a source (however many serve it, whatever their keys) on this instance. */
+  readonly invalidateSource: (id: string) => Effect.Effect<void>
+}
 
 /**
  * The engine's options for a manager cache with this configuration over `lookup`.
@@ -57,15 +69,41 @@ export const managerCacheOptions = (
 }
 
 /** Bytes the held managers keep in memory (warm managers' entries and vectors). */
-export const bytesHeld = (cache: ManagerCacheShape): Effect.Effect<number> =>
+export const bytesHeld = (cache: LoadingCache.LoadingCache<string, StoreManager, LoadError>): Effect.Effect<number> =>
   Effect.map(cache.values, (managers) => managers.reduce((sum, m) => sum + (m.weight?.() ?? 0), 0))
 
 export const make = Effect.gen(function* () {
   const registry = yield* StoreManagerRegistry
   const config = yield* CacheSettings
   const events = yield* StoreEvents
-  const cache = yield* LoadingCache.makeWith(managerCacheOptions(config, registry.load))
-  // The bytes warm managers hold, published as a metric with the sweep.
+  /** The source of each key opened through this cache: what dropping a source drops (a key need not be its source's id). */
+  const sourceOf = new Map<string, string>()
+  const open = (descriptor: StoreDescriptor) =>
+    Effect.zipRight(Effect.sync(() => void sourceOf.set(managerKey(descriptor), descriptor.id)), registry.load(descriptor))
+  const options = managerCacheOptions(config, (key) => Effect.flatMap(Effect.flatMap(registry.catalog, (catalog) => findManager(catalog, key)), open))
+  const cache: LoadingCache.LoadingCache<string, StoreManager, LoadError> = yield* LoadingCache.makeWith({
+    ...options,
+    // A key the cache let go of for good is forgotten (a key loaded again meanwhile is still held).
+    onRemoval: (key, manager, cause) =>
+      Effect.zipRight(
+        Effect.flatMap(cache.contains(key), (held) => (held ? Effect.void : Effect.sync(() => void sourceOf.delete(key)))),
+        options.onRemoval!(key, manager, cause)
+      )
+  })
+
+  const getManagers = (descriptors: ReadonlyArray<StoreDescriptor>) => cache.getMany(descriptors.map(managerKey), (_, i) => open(descriptors[i]!))
+
+  const invalidateSource = (id: string) =>
+    Effect.suspend(() => {
+      const keys: Array<string> = []
+      for (const [key, source] of sourceOf) if (source === id) keys.push(key)
+      for (const key of keys) sourceOf.delete(key)
+      return Effect.forEach(keys, (key) => cache.invalidate(key), { discard: true })
+    })
+
+  const invalidateAll = Effect.zipRight(Effect.sync(() => sourceOf.clear()), cache.invalidateAll)
+
+  // The bytes warm managers hold, published as a metric every `sweepInterval` (a fiber of its own).
   yield* Effect.forkScoped(
     Effect.repeat(
       Effect.flatMap(bytesHeld(cache), (bytes) => Metric.set(M.warmBytes, bytes)),
@@ -76,16 +114,17 @@ export const make = Effect.gen(function* () {
     switch (event._tag) {
       case "SourceChanged":
       case "SourceRemoved":
-        return cache.invalidate(event.id)
+        return invalidateSource(event.id)
       case "Invalidated":
-        return event.id === null ? cache.invalidateAll : cache.invalidate(event.id)
+        return event.id === null ? invalidateAll : invalidateSource(event.id)
       case "Resync":
-        return cache.invalidateAll
+        return invalidateAll
       default:
         return Effect.void
     }
   })
-  return cache satisfies ManagerCacheShape
+  // The engine itself, with the two members that speak of sources.
+  return Object.assign(cache, { getManagers, invalidateSource }) satisfies ManagerCacheShape
 })
 
 export class ManagerCache extends Context.Tag("pantheon-persistence/ManagerCache")<ManagerCache, ManagerCacheShape>() {

@@ -5,58 +5,42 @@
  * - `catalog` is one entry of the cache engine: served for `ttl` (a failed read for `failureTtl`);
  *   concurrent readers share one read, an interrupted reader never fails the others, and memory
  *   stays flat over any number of reloads.
- * - Each read is compared with the previous one; the differences are published as `StoreEvents`
+ * - A read is a `Catalog` (domain/catalog.ts): descriptors by manager key and by source id.
+ * - Each read is compared with the previous one; the differences, by source id, are published as `StoreEvents`
  *   (this instance only) before the read returns, so a compile that sees a new catalog never gets a
  *   manager of the old one (the manager cache drops changed and removed sources on those events).
  * - An event saying the catalog changed elsewhere (a registration on another instance, a resync)
  *   drops the cached catalog, unless the latest read already shows the change.
- * - `load(key)` opens the manager of a source of the catalog, within `loadTimeout`; uncached here.
+ * - `load(descriptor)` opens the manager of a descriptor of the catalog, within `loadTimeout`
+ *   (the compile hands over the descriptors it holds; a manager key is looked up in the cached
+ *   catalog); uncached here.
  */
 import { Cause, Context, Duration, Effect, Exit, Layer } from "effect"
 import * as LoadingCache from "../cache/LoadingCache.js"
-import { CatalogUnavailable, type LoadError, StoreNotFound, StoreUnavailable } from "../domain/errors.js"
-import { SourceAdded, SourceChanged, SourceRemoved, type StoreEvent } from "../domain/events.js"
-import { managerKey, type StoreDescriptor } from "../domain/schemas.js"
+import { type Catalog, diffCatalogs, findManager, makeCatalog, sourceFingerprint } from "../domain/catalog.js"
+import { CatalogUnavailable, type LoadError, StoreUnavailable } from "../domain/errors.js"
+import type { StoreEvent } from "../domain/events.js"
+import type { StoreDescriptor } from "../domain/schemas.js"
 import { CacheSettings } from "./CacheSettings.js"
 import { StoreBackend } from "./StoreBackend.js"
 import type { StoreManager } from "./StoreManager.js"
 import { StoreEvents } from "./StoreEvents.js"
 
+export { diffCatalogs } from "../domain/catalog.js"
+
 export interface StoreManagerRegistryShape {
-  /** The descriptors of all sources' managers, in catalog order (cached). */
-  readonly catalog: Effect.Effect<ReadonlyArray<StoreDescriptor>, CatalogUnavailable>
-  /** Opens the manager with this key (`managerKey`) of the current catalog: uncached, the expensive call. */
-  readonly load: (key: string) => Effect.Effect<StoreManager, LoadError>
+  /** The catalog: every manager's descriptor in catalog order, by key and by source id (cached). */
+  readonly catalog: Effect.Effect<Catalog, CatalogUnavailable>
+  /**
+   * Opens a manager: of a descriptor of the catalog (as the compile does: no catalog read), or of
+   * the manager key of one (`managerKey`; the catalog is read, from its cache). Uncached: the expensive call.
+   */
+  readonly load: (manager: StoreDescriptor | string) => Effect.Effect<StoreManager, LoadError>
   /** Drops the cached catalog: the next read fetches it again. */
   readonly invalidateCatalog: Effect.Effect<void>
 }
 
-/** One catalog read, indexed by manager key. */
-interface Catalog {
-  readonly descriptors: ReadonlyArray<StoreDescriptor>
-  readonly byKey: ReadonlyMap<string, StoreDescriptor>
-}
-
 const CATALOG = "catalog"
-
-/** The events that turn one catalog read into the next, in the order of the new one (removals last). */
-export const diffCatalogs = (before: Catalog | undefined, after: Catalog): Array<StoreEvent> => {
-  if (before === undefined) return []
-  const events: Array<StoreEvent> = []
-  for (const [key, d] of after.byKey) {
-    const previous = before.byKey.get(key)
-    const fingerprint = d.fingerprint === undefined ? {} : { fingerprint: d.fingerprint }
-    if (previous === undefined) events.push(SourceAdded.make({ id: key, ...fingerprint }))
-    else if (previous.fingerprint !== d.fingerprint) events.push(SourceChanged.make({ id: key, ...fingerprint }))
-  }
-  for (const key of before.byKey.keys()) if (!after.byKey.has(key)) events.push(SourceRemoved.make({ id: key }))
-  return events
-}
-
-const indexed = (descriptors: ReadonlyArray<StoreDescriptor>): Catalog => ({
-  descriptors,
-  byKey: new Map(descriptors.map((d) => [managerKey(d), d]))
-})
 
 export const make = Effect.gen(function* () {
   const backend = yield* StoreBackend
@@ -71,7 +55,7 @@ export const make = Effect.gen(function* () {
       onTimeout: () => new CatalogUnavailable({ reason: `reading the catalog took longer than ${Duration.format(config.loadTimeout)}` })
     }),
     Effect.catchAllDefect((defect) => Effect.fail(new CatalogUnavailable({ reason: `reading the catalog crashed: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))),
-    Effect.map(indexed),
+    Effect.map(makeCatalog),
     Effect.tap((catalog) => {
       const changes = diffCatalogs(latest, catalog)
       latest = catalog
@@ -87,13 +71,10 @@ export const make = Effect.gen(function* () {
     label: "catalog"
   })
 
-  const catalog = Effect.map(cache.get(CATALOG), (c) => c.descriptors)
+  const catalog = cache.get(CATALOG)
 
-  const load = Effect.fn("StoreManagerRegistry.load")(function* (key: string) {
-    yield* Effect.annotateCurrentSpan("source", key)
-    const descriptor = (yield* cache.get(CATALOG)).byKey.get(key)
-    if (descriptor === undefined) return yield* new StoreNotFound({ id: key })
-    return yield* backend.open(descriptor, { warmBytes: config.warmBytes }).pipe(
+  const open = (descriptor: StoreDescriptor) =>
+    backend.open(descriptor, { warmBytes: config.warmBytes }).pipe(
       Effect.timeoutFail({
         duration: config.loadTimeout,
         onTimeout: () => new StoreUnavailable({ id: descriptor.id, reason: `opening the store took longer than ${Duration.format(config.loadTimeout)}` })
@@ -102,18 +83,21 @@ export const make = Effect.gen(function* () {
         Effect.fail(new StoreUnavailable({ id: descriptor.id, reason: `opening the store crashed: ${Cause.pretty(Cause.die(defect))}`, cause: defect }))
       )
     )
+
+  const load = Effect.fn("StoreManagerRegistry.load")(function* (manager: StoreDescriptor | string) {
+    yield* Effect.annotateCurrentSpan("source", typeof manager === "string" ? manager : manager.id)
+    return yield* open(typeof manager === "string" ? yield* findManager(yield* catalog, manager) : manager)
   })
 
   /** Whether the latest read already shows what the event says (then the cached catalog is current). */
   const reflected = (event: StoreEvent): boolean => {
-    const current = latest?.byKey
-    if (current === undefined) return true
+    if (latest === undefined) return true
     switch (event._tag) {
       case "SourceAdded":
       case "SourceChanged":
-        return current.get(event.id)?.fingerprint === event.fingerprint && current.has(event.id)
+        return latest.bySource(event.id).length > 0 && sourceFingerprint(latest, event.id) === event.fingerprint
       case "SourceRemoved":
-        return !current.has(event.id)
+        return latest.bySource(event.id).length === 0
       case "Resync":
         return false
       default:

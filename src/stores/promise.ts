@@ -3,7 +3,7 @@
  * each call becomes an effect whose rejection is a `StoreQueryError` naming the source and operation.
  */
 import { Effect } from "effect"
-import { errorReason, StoreQueryError } from "../domain/errors.js"
+import { StoreQueryError } from "../domain/errors.js"
 import type { NewEntry, StoreEntry, Where } from "../domain/schemas.js"
 import type { StoreManager } from "../services/StoreManager.js"
 
@@ -35,7 +35,7 @@ export const isDualStoreManagerLike = (value: unknown): value is DualStoreManage
 const call = <A>(id: string, operation: string, f: () => Promise<A>): Effect.Effect<A, StoreQueryError> =>
   Effect.tryPromise({
     try: f,
-    catch: (cause) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
+    catch: StoreQueryError.failed(id, operation)
   })
 
 /**

@@ -135,7 +135,7 @@ describe.skipIf(!up)("on the PostgreSQL server", () => {
     try {
       await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("only-in-a")))
       // The first store's pantheon_meta and pantheon_sources exist in the database, but not on b's search_path.
-      expect(await b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.catalog))).toEqual([])
+      expect(await b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => Effect.map(r.catalog, (c) => c.descriptors)))).toEqual([])
       const tables = await query<{ n: number }>("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename IN ('pantheon_meta', 'pantheon_sources')", [other.schema])
       expect(tables[0]!.n).toBe(2)
     } finally {
@@ -149,7 +149,7 @@ describe.skipIf(!up)("on the PostgreSQL server", () => {
     const b = instance()
     try {
       await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("labelled", { label: "short" })))
-      const catalogOfB = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => r.catalog))
+      const catalogOfB = () => b.runPromise(Effect.flatMap(StoreManagerRegistry, (r) => Effect.map(r.catalog, (c) => c.descriptors)))
       expect((await catalogOfB()).find((d) => d.id === "labelled")?.label).toBe("short")
       const long = "l".repeat(9000)
       await a.runPromise(Effect.flatMap(SqlStore, (s) => s.registerSource("labelled", { label: long })))

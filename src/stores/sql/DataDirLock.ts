@@ -20,24 +20,14 @@
  *   `STALE_AFTER_MS` is stale. This assumes the hosts' clocks agree within a few seconds (NTP).
  * Taking a stale lock over is guarded by a second exclusive file, so two processes never both do.
  */
-import { Data } from "effect"
+import { DataDirUnavailable } from "../../domain/errors.js"
 import { randomUUID } from "node:crypto"
 import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from "node:fs"
 import { hostname } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { Worker } from "node:worker_threads"
 
-/** The data directory could not be used: another process holds it, or it cannot be created. */
-export class DataDirUnavailable extends Data.TaggedError("DataDirUnavailable")<{
-  readonly dataDir: string
-  readonly reason: string
-  /** The process that holds the directory, when that is why. */
-  readonly pid?: number
-}> {
-  override get message() {
-    return `The data directory ${this.dataDir} ${this.reason}`
-  }
-}
+export { DataDirUnavailable }
 
 export const LOCK_FILE = "pantheon.lock"
 /** How often the owner touches its lock file. */

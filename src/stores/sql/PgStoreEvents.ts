@@ -10,9 +10,9 @@
  *   locally (drop what may have been missed: the catalog, the managers, the cached results).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { SqlError } from "@effect/sql/SqlError"
 import { Deferred, Duration, Effect, Either, Layer, ParseResult, Redacted, Runtime, Schedule, Schema } from "effect"
 import type pg from "pg"
+import { ListenerUnavailable } from "../../domain/errors.js"
 import { Resync, StoreEvent } from "../../domain/events.js"
 import { makeHub, StoreEvents, type StoreEventsShape } from "../../services/StoreEvents.js"
 
@@ -88,7 +88,7 @@ export const make = (options: PgStoreEventsOptions) =>
     yield* Deferred.await(up).pipe(
       Effect.timeoutFail({
         duration: "10 seconds",
-        onTimeout: () => new SqlError({ message: `the change listener could not LISTEN on ${channel} within 10 s`, cause: undefined })
+        onTimeout: () => new ListenerUnavailable({ channel, reason: "no session was up within 10 s" })
       })
     )
 
@@ -108,4 +108,4 @@ export const make = (options: PgStoreEventsOptions) =>
   })
 
 /** `StoreEvents` over LISTEN/NOTIFY on the database of the `SqlClient`. */
-export const layer = (options: PgStoreEventsOptions): Layer.Layer<StoreEvents, SqlError, SqlClient.SqlClient> => Layer.scoped(StoreEvents, make(options))
+export const layer = (options: PgStoreEventsOptions): Layer.Layer<StoreEvents, ListenerUnavailable, SqlClient.SqlClient> => Layer.scoped(StoreEvents, make(options))

@@ -17,6 +17,7 @@ import type { PGlite } from "@electric-sql/pglite"
 import { existsSync, readdirSync, rmSync, statfsSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
+import { errorReason } from "../../domain/errors.js"
 import * as DataDirLock from "./DataDirLock.js"
 
 export interface PgliteClientConfig {
@@ -98,12 +99,7 @@ export const lowSpace = (dataDir: string): string | undefined => {
 
 /** Why a start failed, in words: PGlite's file-system errors are plain objects (`[object Object]` as text). */
 const startFailure = (cause: unknown, dataDir: string): string => {
-  const said =
-    cause instanceof Error
-      ? cause.message
-      : typeof (cause as { errno?: unknown } | null)?.errno === "number"
-        ? `a file-system error (errno ${(cause as { errno: number }).errno})`
-        : String(cause)
+  const said = errorReason(cause)
   const space = lowSpace(dataDir)
   return space === undefined ? said : `${said}; ${space}`
 }
@@ -204,7 +200,7 @@ export const make = (options: PgliteClientConfig = {}) =>
     const compiler = (yield* Effect.promise(() => import("@effect/sql-pg/PgClient"))).makeCompiler()
 
     const failed = (cause: unknown) =>
-      new SqlError({ cause, message: `Failed to execute statement: ${cause instanceof Error ? cause.message : String(cause)}` })
+      new SqlError({ cause, message: `Failed to execute statement: ${errorReason(cause)}` })
 
     const connection = (locked: boolean): Connection => {
       const guard = <A>(effect: Effect.Effect<A, SqlError>) => (locked ? effect : lock.withPermits(1)(effect))

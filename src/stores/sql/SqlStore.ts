@@ -9,9 +9,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Either, Layer, Schema } from "effect"
 import type { LoadingCacheStats } from "../../cache/LoadingCache.js"
-import { type CatalogUnavailable, errorReason, type InvalidSourceId, StoreUnavailable } from "../../domain/errors.js"
+import { type CatalogUnavailable, type InvalidSourceId, StoreUnavailable, type UnsupportedLayout } from "../../domain/errors.js"
 import { SourceAdded, SourceChanged, SourceRemoved } from "../../domain/events.js"
-import type { StoreDescriptor } from "../../domain/schemas.js"
 import { Embedder } from "../../embedding/Embedder.js"
 import { type OpenOptions, StoreBackend } from "../../services/StoreBackend.js"
 import type { StoreManager } from "../../services/StoreManager.js"
@@ -20,6 +19,7 @@ import { readCatalog, register, remove, type SqlSourceDescriptor } from "./catal
 import { validateSourceId } from "./identifiers.js"
 import { sqlManager } from "./manager.js"
 import * as ResultCache from "./ResultCache.js"
+import { RowNumber, rowNumber } from "./rows.js"
 import { entriesTable, migrate, type VectorMode } from "./storage.js"
 import { estimateBytes, openWarm } from "./warm/warmManager.js"
 
@@ -56,7 +56,7 @@ export interface SqlStoreShape {
    * Opens the manager of a catalog descriptor, trusting it: the backend's `open`. Warm (its entries
    * read into memory) when it fits half of `warmBytes`, else served from SQL (no statement to open).
    */
-  readonly openDescriptor: (descriptor: StoreDescriptor, options?: OpenOptions) => Effect.Effect<StoreManager, StoreUnavailable>
+  readonly openDescriptor: (descriptor: SqlSourceDescriptor, options?: OpenOptions) => Effect.Effect<StoreManager, StoreUnavailable>
   /** How many entries a source holds. */
   readonly countEntries: (id: string) => Effect.Effect<number, InvalidSourceId | StoreUnavailable>
   /** The query-result cache's counters (zeros when it is off). */
@@ -122,24 +122,19 @@ export const make = (options: SqlStoreOptions = {}) =>
       return removed
     })
 
-    const openDescriptor = (descriptor: StoreDescriptor, opts: OpenOptions = { warmBytes: 0 }): Effect.Effect<StoreManager, StoreUnavailable> => {
-      const d = descriptor as Partial<SqlSourceDescriptor> & StoreDescriptor
-      if (typeof d.storage !== "number" || typeof d.dimensions !== "number" || d.vectorMode === undefined) {
-        return Effect.fail(new StoreUnavailable({ id: d.id, reason: "its descriptor is not one of this SQL store's catalog" }))
-      }
-      if (d.dimensions !== dimensions || d.vectorMode !== vectorMode) {
+    const openDescriptor = (source: SqlSourceDescriptor, opts: OpenOptions = { warmBytes: 0 }): Effect.Effect<StoreManager, StoreUnavailable> => {
+      if (source.dimensions !== dimensions || source.vectorMode !== vectorMode) {
         return Effect.fail(
           new StoreUnavailable({
-            id: d.id,
-            reason: `its entries were embedded as ${d.vectorMode} with ${d.dimensions} dimensions, but this store uses ${vectorMode} with ${dimensions} (${embedder.model}): re-ingest it`
+            id: source.id,
+            reason: `its entries were embedded as ${source.vectorMode} with ${source.dimensions} dimensions, but this store uses ${vectorMode} with ${dimensions} (${embedder.model}): re-ingest it`
           })
         )
       }
-      const source = d as SqlSourceDescriptor
       if (opts.warmBytes <= 0) return Effect.succeed(sqlManager(context, source))
       return Effect.flatMap(estimateBytes(context, source), (bytes) =>
         bytes <= opts.warmBytes * WARM_SHARE ? openWarm(context, source, bytes) : Effect.succeed(sqlManager(context, source))
-      ).pipe(Effect.withSpan("SqlStore.open", { attributes: { source: d.id } }))
+      ).pipe(Effect.withSpan("SqlStore.open", { attributes: { source: source.id } }))
     }
 
     const open = Effect.fn("SqlStore.open")(function* (rawId: string) {
@@ -153,14 +148,14 @@ export const make = (options: SqlStoreOptions = {}) =>
       Effect.gen(function* () {
         const id = yield* validateSourceId(rawId)
         const rows = yield* sql`SELECT storage FROM pantheon_sources WHERE id = ${id} AND NOT removed`.pipe(
-          Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({ storage: Schema.Union(Schema.Number, Schema.NumberFromString) })))),
-          Effect.mapError((cause) => new StoreUnavailable({ id, reason: `reading its registration failed: ${errorReason(cause)}`, cause }))
+          Effect.flatMap(Schema.decodeUnknown(Schema.Array(Schema.Struct({ storage: RowNumber })))),
+          Effect.mapError(StoreUnavailable.failed(id, "reading its registration"))
         )
         if (rows[0] === undefined) return yield* new StoreUnavailable({ id, reason: "it is not registered" })
         const counted = yield* sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(entriesTable(rows[0].storage))}`.pipe(
-          Effect.mapError((cause) => new StoreUnavailable({ id, reason: `counting its entries failed: ${errorReason(cause)}`, cause }))
+          Effect.mapError(StoreUnavailable.failed(id, "counting its entries"))
         )
-        return Number(counted[0]?.n ?? 0)
+        return rowNumber(counted[0]?.n ?? 0)
       })
 
     return {
@@ -177,12 +172,11 @@ export const make = (options: SqlStoreOptions = {}) =>
   })
 
 export class SqlStore extends Context.Tag("pantheon-persistence/SqlStore")<SqlStore, SqlStoreShape>() {
-  static readonly layer = (options: SqlStoreOptions = {}): Layer.Layer<SqlStore, SqlError, SqlClient.SqlClient | Embedder | StoreEvents> =>
+  static readonly layer = (options: SqlStoreOptions = {}): Layer.Layer<SqlStore, SqlError | UnsupportedLayout, SqlClient.SqlClient | Embedder | StoreEvents> =>
     Layer.scoped(SqlStore, make(options))
 
   /** The `StoreBackend` of the store: its catalog, and managers opened from catalog descriptors. */
-  static readonly backend: Layer.Layer<StoreBackend, never, SqlStore> = Layer.effect(
-    StoreBackend,
-    Effect.map(SqlStore, (store) => ({ catalog: store.catalog, open: (descriptor, options) => store.openDescriptor(descriptor, options) }))
+  static readonly backend: Layer.Layer<StoreBackend, never, SqlStore> = StoreBackend.layer(
+    Effect.map(SqlStore, (store) => ({ catalog: store.catalog, open: store.openDescriptor }))
   )
 }

@@ -5,8 +5,9 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Schema } from "effect"
-import { CatalogUnavailable, errorReason, StoreUnavailable } from "../../domain/errors.js"
+import { CatalogUnavailable, StoreUnavailable } from "../../domain/errors.js"
 import type { StoreDescriptor } from "../../domain/schemas.js"
+import { RowNumber } from "./rows.js"
 import { createEntriesTable, type VectorMode } from "./storage.js"
 
 /** A SQL source in the catalog: where its entries live and how its vectors were made. */
@@ -16,14 +17,12 @@ export interface SqlSourceDescriptor extends StoreDescriptor {
   readonly vectorMode: VectorMode
 }
 
-const Count = Schema.Union(Schema.Number, Schema.NumberFromString)
-
 const SourceRow = Schema.Struct({
   id: Schema.String,
   label: Schema.NullOr(Schema.String),
-  version: Count,
-  storage: Count,
-  dimensions: Count,
+  version: RowNumber,
+  storage: RowNumber,
+  dimensions: RowNumber,
   vector_mode: Schema.Literal("pgvector", "array")
 })
 type SourceRow = typeof SourceRow.Type
@@ -44,7 +43,7 @@ export const readCatalog = (sql: SqlClient.SqlClient) =>
   sql`SELECT id, label, version, storage, dimensions, vector_mode FROM pantheon_sources WHERE NOT removed ORDER BY created_at, id`.pipe(
     Effect.flatMap(decodeRows),
     Effect.map((rows) => rows.map(toDescriptor)),
-    Effect.mapError((cause) => new CatalogUnavailable({ reason: `reading pantheon_sources failed: ${errorReason(cause)}`, cause })),
+    Effect.mapError(CatalogUnavailable.failed("reading pantheon_sources")),
     Effect.withSpan("SqlCatalog.read")
   )
 
@@ -79,11 +78,11 @@ export const register = (sql: SqlClient.SqlClient, id: string, label: string | n
         return { descriptor, outcome: changed.inserted ? "added" : "changed" } satisfies Registration
       })
     )
-    .pipe(Effect.mapError((cause) => new StoreUnavailable({ id, reason: `registering it failed: ${errorReason(cause)}`, cause })))
+    .pipe(Effect.mapError(StoreUnavailable.failed(id, "registering it")))
 
 /** Hides a source from the catalog; true if it was listed. */
 export const remove = (sql: SqlClient.SqlClient, id: string) =>
   sql`UPDATE pantheon_sources SET removed = true, version = version + 1 WHERE id = ${id} AND NOT removed RETURNING id`.pipe(
     Effect.map((rows) => rows.length > 0),
-    Effect.mapError((cause) => new StoreUnavailable({ id, reason: `removing it failed: ${errorReason(cause)}`, cause }))
+    Effect.mapError(StoreUnavailable.failed(id, "removing it"))
   )

@@ -30,6 +30,7 @@ import type { RelevanceQuery, StoreManager } from "../../services/StoreManager.j
 import type { StoreEventsShape } from "../../services/StoreEvents.js"
 import type { SqlSourceDescriptor } from "./catalog.js"
 import { filterSql } from "./filterSql.js"
+import { RowNumber, rowNumber } from "./rows.js"
 import type { ResultCacheShape } from "./ResultCache.js"
 import { entriesTable } from "./storage.js"
 import { vectorLiteral } from "./vectorText.js"
@@ -62,9 +63,7 @@ export const served = (
   return context.results === undefined ? counted : context.results.query(id, key, counted)
 }
 
-const Numeric = Schema.Union(Schema.Number, Schema.NumberFromString, Schema.BigIntFromSelf.pipe(Schema.transform(Schema.Number, { decode: Number, encode: BigInt })))
-
-const EntryRow = Schema.Struct({ id: Schema.String, text: Schema.String, ts: Numeric, metadata: Schema.Unknown })
+const EntryRow = Schema.Struct({ id: Schema.String, text: Schema.String, ts: RowNumber, metadata: Schema.Unknown })
 const decodeRows = Schema.decodeUnknown(Schema.Array(EntryRow))
 const toEntries = (rows: ReadonlyArray<typeof EntryRow.Type>): Array<StoreEntry> =>
   rows.map((r) => ({ id: r.id, text: r.text, timestamp: r.ts, metadata: r.metadata }))
@@ -97,7 +96,7 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
   const id = descriptor.id
   const mode = descriptor.vectorMode
   const table = sql(entriesTable(descriptor.storage))
-  const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
+  const queryError = (operation: string) => StoreQueryError.failed(id, operation)
 
   const getMostRecent = (limit: number, where?: Where) =>
     Effect.flatMap(validFilter(id, "getMostRecent", where), (valid) => {
@@ -231,7 +230,7 @@ export const sqlManager = (context: SqlManagerContext, descriptor: SqlSourceDesc
                 ON CONFLICT (id) DO UPDATE SET text = excluded.text, ts = excluded.ts, metadata = excluded.metadata, embedding = excluded.embedding,
                   lexemes = excluded.lexemes, dl = excluded.dl
                 RETURNING seq`
-            for (const row of written) high = Math.max(high, Number(row.seq))
+            for (const row of written) high = Math.max(high, rowNumber(row.seq))
           }
           return high
         })

@@ -17,9 +17,10 @@
  *   one transaction, under an advisory lock so that instances starting together migrate once.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { UnsupportedLayout } from "../../domain/errors.js"
 import { lexicalColumns } from "../../relevance/analyzer.js"
+import { rowNumber } from "./rows.js"
 
 export type VectorMode = "pgvector" | "array"
 
@@ -109,7 +110,7 @@ const fromLayout1 = (sql: SqlClient.SqlClient) =>
     for (const source of sources) {
       const [{ storage }] = yield* sql<{ storage: number | string }>`
         UPDATE pantheon_sources SET storage = nextval('pantheon_storage_seq') WHERE id = ${source.id} RETURNING storage`
-      const n = Number(storage)
+      const n = rowNumber(storage)
       const old = truncatedName(`pantheon_entries_${source.id}`)
       const exists = yield* tableExists(sql, old)
       const mode = source.vector_mode === "pgvector" ? "pgvector" : "array"
@@ -121,7 +122,7 @@ const fromLayout1 = (sql: SqlClient.SqlClient) =>
         )
         yield* createEntriesTable(sql, n, mode, source.dimensions)
         const [{ storage: from }] = yield* sql<{ storage: number | string }>`SELECT storage FROM pantheon_sources WHERE id = ${sharedWith}`
-        yield* sql`INSERT INTO ${sql(entriesTable(n))} (id, text, ts, metadata, embedding) SELECT id, text, ts, metadata, embedding FROM ${sql(entriesTable(Number(from)))}`
+        yield* sql`INSERT INTO ${sql(entriesTable(n))} (id, text, ts, metadata, embedding) SELECT id, text, ts, metadata, embedding FROM ${sql(entriesTable(rowNumber(from)))}`
       } else if (exists) {
         claimed.set(old, source.id)
         yield* sql`ALTER TABLE ${sql(old)} RENAME TO ${sql(entriesTable(n))}`
@@ -150,7 +151,7 @@ const toLayout3 = (sql: SqlClient.SqlClient) =>
   Effect.gen(function* () {
     const sources = yield* sql<{ storage: number | string }>`SELECT storage FROM pantheon_sources ORDER BY storage`
     for (const { storage } of sources) {
-      const n = Number(storage)
+      const n = rowNumber(storage)
       if (!(yield* tableExists(sql, entriesTable(n)))) continue
       const table = sql(entriesTable(n))
       yield* sql`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS lexemes tsvector, ADD COLUMN IF NOT EXISTS dl integer`
@@ -175,9 +176,9 @@ export const migrate = (sql: SqlClient.SqlClient) =>
       yield* sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`
       const hadCatalog = yield* tableExists(sql, "pantheon_sources")
       const hadMeta = yield* tableExists(sql, "pantheon_meta")
-      const layout = !hadCatalog ? LAYOUT_VERSION : hadMeta ? Number((yield* sql<{ value: string }>`SELECT value FROM pantheon_meta WHERE key = 'layout'`)[0]?.value ?? 1) : 1
+      const layout = !hadCatalog ? LAYOUT_VERSION : hadMeta ? rowNumber((yield* sql<{ value: string }>`SELECT value FROM pantheon_meta WHERE key = 'layout'`)[0]?.value ?? 1) : 1
       if (layout > LAYOUT_VERSION) {
-        return yield* new SqlError({ message: `this store has layout ${layout}, newer than this library's ${LAYOUT_VERSION}: upgrade pantheon-persistence`, cause: undefined })
+        return yield* new UnsupportedLayout({ layout, supported: LAYOUT_VERSION })
       }
       yield* createShared(sql)
       if (layout < 2) yield* fromLayout1(sql)

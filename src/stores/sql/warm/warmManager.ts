@@ -17,13 +17,14 @@
  */
 import { Effect, Either, Fiber, Metric, type Scope } from "effect"
 import { cacheStaleServed } from "../../../metrics.js"
-import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
+import { DamagedEntry, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
 import { documentText, terms } from "../../../relevance/analyzer.js"
 import type { RelevanceQuery, StoreManager } from "../../../services/StoreManager.js"
 import type { SqlSourceDescriptor } from "../catalog.js"
 import { countOf, questionOf, resultKey, served, type SqlManagerContext, sqlManager, validFilter } from "../manager.js"
 import { entriesTable } from "../storage.js"
+import { rowNumber } from "../rows.js"
 import { parseVector } from "../vectorText.js"
 import { WarmIndex } from "./WarmIndex.js"
 
@@ -39,8 +40,6 @@ export interface WarmContext extends SqlManagerContext {
 /** Answers a warm manager gave from memory while it could not catch up with the database. */
 const staleServed = Metric.tagged(cacheStaleServed, "cache", "warm")
 
-const toNumber = (value: unknown): number => (typeof value === "number" ? value : Number(value))
-
 /** Reads the source's rows past `after` into the index, in `seq` order. */
 const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: WarmIndex, after: number) =>
   Effect.gen(function* () {
@@ -53,9 +52,9 @@ const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: 
       const metadata = row.metadata !== null && typeof row.metadata === "object" ? (row.metadata as Record<string, unknown>) : {}
       const vector = row.vector === null ? undefined : scratch
       if (vector !== undefined && parseVector(row.vector!, scratch, 0) !== descriptor.dimensions) {
-        return yield* Effect.fail(new Error(`entry ${JSON.stringify(row.id)} has a vector of the wrong size (expected ${descriptor.dimensions})`))
+        return yield* new DamagedEntry({ entry: row.id, reason: `has a vector of the wrong size (expected ${descriptor.dimensions})` })
       }
-      index.upsert({ id: row.id, text: row.text, ts: toNumber(row.ts), metadata, seq: toNumber(row.seq) }, vector, terms(documentText({ text: row.text, metadata })))
+      index.upsert({ id: row.id, text: row.text, ts: rowNumber(row.ts), metadata, seq: rowNumber(row.seq) }, vector, terms(documentText({ text: row.text, metadata })))
     }
     return rows.length
   })
@@ -73,14 +72,14 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
     const state = { ready: false }
     const load = readInto(context, descriptor, index, 0).pipe(
       Effect.zipRight(Effect.sync(() => void (state.ready = true))),
-      Effect.mapError((cause) => new StoreUnavailable({ id, reason: `reading its entries failed: ${errorReason(cause)}`, cause })),
+      Effect.mapError(StoreUnavailable.failed(id, "reading its entries")),
       Effect.withSpan("WarmManager.load", { attributes: { source: id } })
     )
     const reading = estimatedBytes <= context.backgroundLoadBytes
       ? yield* Effect.as(load, undefined)
       : yield* Effect.forkIn(Effect.catchAll(load, (e) => Effect.logWarning(`${e.message}; it stays served from SQL`)), context.scope)
     const catchingUp = yield* Effect.makeSemaphore(1)
-    const queryError = (operation: string) => (cause: unknown) => new StoreQueryError({ id, operation, reason: errorReason(cause), cause })
+    const queryError = (operation: string) => StoreQueryError.failed(id, operation)
 
     /** Reads what is past the index's high water (one at a time; a no-op when nothing is). */
     const catchUp = (operation: string) =>
@@ -144,8 +143,8 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
 
     const refresh: Effect.Effect<StoreManager, StoreUnavailable> = Effect.suspend(() =>
       !state.ready ? Effect.succeed(manager) : context.sql<{ seq: unknown }>`SELECT coalesce(max(seq), 0) AS seq FROM ${context.sql(entriesTable(descriptor.storage))}`.pipe(
-        Effect.flatMap((rows) => (toNumber(rows[0]?.seq ?? 0) > index.highWater ? catchUp("refresh") : Effect.void)),
-        Effect.mapError((cause) => new StoreUnavailable({ id, reason: `refreshing it failed: ${errorReason(cause)}`, cause })),
+        Effect.flatMap((rows) => (rowNumber(rows[0]?.seq ?? 0) > index.highWater ? catchUp("refresh") : Effect.void)),
+        Effect.mapError(StoreUnavailable.failed(id, "refreshing it")),
         Effect.as(manager)
       )
     )
@@ -166,9 +165,9 @@ export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescrip
     SELECT count(*) AS n, coalesce(sum(octet_length(id) + octet_length(text) + octet_length(metadata::text)), 0) AS bytes
     FROM ${context.sql(entriesTable(descriptor.storage))}`.pipe(
     Effect.map((rows) => {
-      const n = toNumber(rows[0]?.n ?? 0)
+      const n = rowNumber(rows[0]?.n ?? 0)
       // Vectors as floats; strings as UTF-16 (about twice their UTF-8 bytes); each row's objects.
-      return n * (descriptor.dimensions * 4 + 240) + 2 * toNumber(rows[0]?.bytes ?? 0)
+      return n * (descriptor.dimensions * 4 + 240) + 2 * rowNumber(rows[0]?.bytes ?? 0)
     }),
     Effect.either,
     Effect.map(Either.getOrElse(() => Infinity))
