@@ -11,6 +11,7 @@
  */
 import { Context, Effect, Exit, Layer, Metric, Schedule } from "effect"
 import * as LoadingCache from "../cache/LoadingCache.js"
+import type { LoadingCache as Cache } from "../cache/LoadingCache.js"
 import type { CacheConfig } from "../domain/config.js"
 import type { LoadError } from "../domain/errors.js"
 import * as M from "../metrics.js"
@@ -19,7 +20,7 @@ import type { StoreManager } from "./StoreManager.js"
 import { StoreEvents } from "./StoreEvents.js"
 import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
 
-export type ManagerCacheShape = LoadingCache.LoadingCache<string, StoreManager, LoadError>
+export type ManagerCacheShape = Cache<string, StoreManager, LoadError>
 
 /**
  * The engine's options for a manager cache with this configuration over `lookup`.
