@@ -79,6 +79,9 @@ describe("createContextStore on the embedded store", () => {
     expect((entry as StoreQueryError).reason).toContain("invalid timestamp")
     const request = await store.compile({ sources: "chat" } as never).catch((e: unknown) => e)
     expect(request).toBeInstanceOf(InvalidCompileRequest)
+    const aborted = new AbortController()
+    aborted.abort(new Error("the caller gave up"))
+    expect(await store.compile({ sources: [{ id: "chat" }] }, { signal: aborted.signal }).catch((e: unknown) => e)).toBe(aborted.signal.reason)
     await store.dispose()
     expect(await store.sources().catch((e: unknown) => e)).toBeInstanceOf(AdapterDisposed)
   })
@@ -171,6 +174,19 @@ describe("a script that forgets dispose()", () => {
       60_000
     )
     expect(stdout.trim()).toBe("1")
+  }, 90_000)
+
+  it("stays alive while a call is in flight, even when only a deadline of the library's is pending", async () => {
+    const stdout = await runScript(
+      "in-flight",
+      [
+        "const adapter = makePantheonPersistenceAdapter({ getStoreManagers: () => new Promise(() => {}) }, { loadTimeout: 300 })",
+        'const failure = await adapter.compile({ sources: [{ id: "chat" }] }).catch((e) => e)',
+        "console.log(failure._tag)"
+      ].join("\n"),
+      60_000
+    )
+    expect(stdout.trim()).toBe("CatalogUnavailable")
   }, 90_000)
 
   it("exits by itself after using the embedded store, and lets go of its directory", async () => {

@@ -78,21 +78,25 @@ export const makeFacadeRuntime = <R>(layer: Layer.Layer<R, unknown>): FacadeRunt
   /** The calls still running, each with the controller that dispose() aborts. */
   const running = new Map<AbortController, Promise<unknown>>()
 
-  // One ref'd timer while anything runs: a pending call is never cut short by the process exiting.
+  // One timer, ref'd while anything runs: a pending call is never cut short by the process exiting.
   let busy = 0
   let keepAlive: ReturnType<typeof setInterval> | undefined
   const hold = () => {
-    if (busy++ === 0) keepAlive = setInterval(() => {}, 1 << 30)
+    keepAlive ??= setInterval(() => {}, 1 << 30)
+    if (busy++ === 0) keepAlive.ref()
   }
   const release = () => {
-    if (--busy === 0) clearInterval(keepAlive)
+    if (--busy === 0) keepAlive?.unref()
   }
 
   /** The built runtime; a failed build is given up, so that the next call builds again. */
+  let ready: Exit.Exit<Runtime.Runtime<R>, unknown> | undefined
   const built = async (): Promise<Exit.Exit<Runtime.Runtime<R>, unknown>> => {
+    if (ready !== undefined) return ready
     const current = runtime
     const exit = await Effect.runPromiseExit(current.runtimeEffect)
-    if (Exit.isFailure(exit) && runtime === current) {
+    if (Exit.isSuccess(exit)) ready = exit
+    else if (runtime === current) {
       runtime = ManagedRuntime.make(withClock)
       await current.dispose().catch(() => {})
     }
@@ -135,6 +139,7 @@ export const makeFacadeRuntime = <R>(layer: Layer.Layer<R, unknown>): FacadeRunt
       await runtime.dispose()
     } finally {
       release()
+      clearInterval(keepAlive)
     }
   }
   // The event loop is empty (only unref'd timers are left): close what the layers hold, then Node exits.
