@@ -1,35 +1,111 @@
-/** pantheon-persistence: compile LLM context from named store sources, with caches that make it cheap. */
-export * as LoadingCache from "./cache/LoadingCache.js"
-export type { LoadingCacheOptions, LoadingCacheStats } from "./cache/LoadingCache.js"
-export * from "./domain/compile.js"
-export { type Filter, matches, MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_LIST, parseFilter } from "./domain/filter.js"
-export * from "./domain/config.js"
-export * from "./domain/errors.js"
-export * from "./domain/events.js"
-export * from "./domain/schemas.js"
-export * as Metrics from "./metrics.js"
-export * from "./embedding/Embedder.js"
-export { featureHashing, featureHashingVector, tokenize } from "./embedding/hashing.js"
-export { ollama, type OllamaConfig } from "./embedding/ollama.js"
-export { embeddingsUrl, openai, type OpenAIEmbedderConfig } from "./embedding/openai.js"
-export * from "./services/CacheSettings.js"
-export * from "./services/StoreManager.js"
-export * from "./services/StoreBackend.js"
-export * from "./services/StoreEvents.js"
-export { StoreManagerRegistry, type StoreManagerRegistryShape, diffCatalogs } from "./services/StoreManagerRegistry.js"
+/**
+ * pantheon-persistence: compile LLM context from named store sources, with caches that make it cheap.
+ *
+ * The public API: what a user calls, and every type that appears in its signatures (the API report,
+ * api/pantheon-persistence.api.md, lists it; `npm run api:update` after a deliberate change). Helpers
+ * stay internal: docs/decisions/public-api.md.
+ */
+
+// The Promise API: the Pantheon drop-in over the caller's managers, and a store of our own.
+export {
+  type CompileOptions,
+  makePantheonPersistenceAdapter,
+  type PantheonPersistenceAdapter,
+  type PersistenceAdapterDeps
+} from "./promise/makePantheonPersistenceAdapter.js"
+export {
+  type ContextStore,
+  type ContextStoreOptions,
+  type ContextStoreStats,
+  type ContextStoreTarget,
+  createContextStore
+} from "./promise/createContextStore.js"
+export type { DualStoreManagerLike, PromiseEntry } from "./stores/promise.js"
+
+// Requests, entries, messages and the compile's resolvers.
+export {
+  CompileRequest,
+  type CompileRequestInput,
+  ContextSource,
+  Message,
+  NewEntry,
+  type NormalizedRequest,
+  Role,
+  type StoreDescriptor,
+  type StoreEntry,
+  Where
+} from "./domain/schemas.js"
+export type { Metadata, Resolvers } from "./domain/compile.js"
+export type { Comparison, Filter, Scalar } from "./domain/filter.js"
+
+// Errors: every rejection and typed failure of the API.
+export {
+  AdapterDisposed,
+  CatalogUnavailable,
+  type CompileError,
+  DamagedEntry,
+  EmbedError,
+  InvalidCompileRequest,
+  InvalidConfig,
+  InvalidFilter,
+  InvalidSourceId,
+  ListenerUnavailable,
+  type LoadError,
+  MissingPackage,
+  SourceFailed,
+  StoreNotFound,
+  StoreQueryError,
+  StoreUnavailable,
+  UnexpectedError,
+  UnsupportedLayout
+} from "./domain/errors.js"
+export { DataDirUnavailable } from "./domain/errors.js"
+
+// Configuration.
+export {
+  type CacheConfig,
+  type CacheConfigInput,
+  cacheConfigFromEnv,
+  cacheConfigFromEnvironment,
+  decodeCacheConfig,
+  defaultCacheConfig,
+  type DurationLike
+} from "./domain/config.js"
+
+// Events.
+export { DataWritten, Invalidated, Resync, SourceAdded, SourceChanged, SourceRemoved, StoreEvent } from "./domain/events.js"
+
+// Services.
+export { CacheSettings } from "./services/CacheSettings.js"
+export { ContextCompiler, type CompilerOptions, type ContextCompilerShape } from "./services/ContextCompiler.js"
 export { ManagerCache, type ManagerCacheShape } from "./services/ManagerCache.js"
-export { ContextCompiler, type ContextCompilerShape, type CompilerOptions } from "./services/ContextCompiler.js"
-export * from "./layers/PersistenceAdapterLive.js"
-export * from "./layers/backends.js"
-export * from "./layers/EmbeddedStoreLive.js"
-export * from "./layers/PostgresStoreLive.js"
-export * from "./layers/StoreLive.js"
-export * from "./layers/MetricsServerLive.js"
+export { StoreManagerRegistry, type StoreManagerRegistryShape } from "./services/StoreManagerRegistry.js"
+export type { Catalog } from "./domain/catalog.js"
+export { StoreEvents, type StoreEventsShape } from "./services/StoreEvents.js"
+export { type OpenOptions, StoreBackend, type StoreBackendShape } from "./services/StoreBackend.js"
+export type { RelevanceQuery, StoreManager } from "./services/StoreManager.js"
+export { Embedder, type EmbedderShape, type EmbedderStats } from "./embedding/Embedder.js"
+export type { OllamaConfig } from "./embedding/ollama.js"
+export type { OpenAIEmbedderConfig } from "./embedding/openai.js"
+
+// Layers: the services over a backend, and the backends.
+export { PersistenceAdapterLive, type PersistenceAdapterOptions } from "./layers/PersistenceAdapterLive.js"
+export { EmbeddedStoreLive, type EmbeddedStoreOptions } from "./layers/EmbeddedStoreLive.js"
+export { PostgresStoreLive, type PostgresStoreOptions } from "./layers/PostgresStoreLive.js"
+export { StoreLive } from "./layers/StoreLive.js"
+export { managersBackend, promiseBackend } from "./layers/backends.js"
+export { MetricsServer, MetricsServerLive, type MetricsServerOptions } from "./layers/MetricsServerLive.js"
 export { health } from "./layers/health.js"
-export * from "./stores/promise.js"
-export * from "./promise/makePantheonPersistenceAdapter.js"
-export { PgliteClient, type PgliteClientConfig } from "./stores/sql/PgliteClient.js"
-export { SqlStore, type SqlStoreOptions, type SqlStoreShape } from "./stores/sql/SqlStore.js"
+
+// The SQL store and its clients.
+export { SqlStore, type SqlStoreOptions, type SqlStoreShape, type VectorMode } from "./stores/sql/SqlStore.js"
 export type { SqlSourceDescriptor } from "./stores/sql/catalog.js"
+export type { ResultCacheOptions } from "./stores/sql/ResultCache.js"
+export { PgliteClient, type PgliteClientConfig, type PgliteClientShape, type PgliteDatabase } from "./stores/sql/PgliteClient.js"
 export * as PgStoreEvents from "./stores/sql/PgStoreEvents.js"
-export { MAX_SOURCE_ID_LENGTH, SOURCE_ID, validateSourceId, validateWhere } from "./stores/sql/identifiers.js"
+
+// The cache engine and the metrics.
+export * as LoadingCache from "./cache/LoadingCache.js"
+export type { LoadingCacheOptions, LoadingCacheStats, RemovalCause, RemovalListener } from "./cache/LoadingCache.js"
+export type { EvictionPolicy } from "./cache/PolicyDuel.js"
+export * as Metrics from "./publicMetrics.js"

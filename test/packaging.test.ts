@@ -65,12 +65,12 @@ const node = (args: Array<string>) =>
     (e: { code?: number; stdout: string; stderr: string }) => ({ code: e.code ?? 1, stdout: e.stdout, stderr: e.stderr })
   )
 
-/** The packages a script loads, as a resolve hook sees them. */
-const packagesLoadedBy = async (script: string) => {
+/** The modules a script loads from node_modules (`package/path`), as a resolve hook sees them. */
+const modulesLoadedBy = async (script: string) => {
   writeFileSync(join(consumer, "hooks.mjs"), [
     "export async function resolve(specifier, context, next) {",
     "  const r = await next(specifier, context)",
-    "  const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(r.url)",
+    "  const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+\\/.*)$/.exec(r.url)",
     "  if (m) process.stderr.write(`loaded ${m[1]}\\n`)",
     "  return r",
     "}"
@@ -80,6 +80,10 @@ const packagesLoadedBy = async (script: string) => {
   expect(r.code, r.stderr).toBe(0)
   return new Set([...r.stderr.matchAll(/^loaded (.+)$/gm)].map((m) => m[1]!))
 }
+
+/** The packages a script loads. */
+const packagesLoadedBy = async (script: string) =>
+  new Set([...(await modulesLoadedBy(script))].map((path) => /^(?:@[^/]+\/)?[^/]+/.exec(path)![0]))
 
 describe("the packed tarball", () => {
   it("ships the built code, the README and every file the README links, and no sources", () => {
@@ -114,11 +118,14 @@ describe("the packed tarball", () => {
 })
 
 describe("a consumer of the package", () => {
-  it("imports it without loading PGlite, pg, usearch, OpenTelemetry or the command line's packages; the embedded store loads PGlite", async () => {
+  it("imports it without loading PGlite, pg, usearch, OpenTelemetry, an HTTP client or the command line's packages; the embedded store loads PGlite", async () => {
     const heavy = ["@electric-sql/pglite", "pg", "usearch", "@effect/sql-pg", "@effect/opentelemetry", "@opentelemetry/exporter-prometheus", "@effect/cli", "@effect/platform-node"]
-    const atImport = await packagesLoadedBy('await import("pantheon-persistence")')
+    const modules = await modulesLoadedBy('await import("pantheon-persistence")')
+    const atImport = new Set([...modules].map((path) => /^(?:@[^/]+\/)?[^/]+/.exec(path)![0]))
     expect(atImport.has("effect")).toBe(true)
     for (const name of heavy) expect(atImport.has(name), name).toBe(false)
+    // The HTTP embedders (Ollama, OpenAI-compatible) and their client load with their layer, not at import.
+    expect([...modules].filter((path) => /^@effect\/platform\/.*Http/.test(path))).toEqual([])
     const withStore = await packagesLoadedBy(
       'const { Effect, Layer } = await import("effect"); const p = await import("pantheon-persistence");' +
         'await Effect.runPromise(Effect.scoped(Layer.build(p.EmbeddedStoreLive({ dataDir: "memory://" }))))'
@@ -132,11 +139,7 @@ describe("a consumer of the package", () => {
     expect(r.stderr).toContain("pantheon-persistence is an ES module (ESM-only, Node 20 or later)")
   })
 
-  it("type-checks with skipLibCheck: false (PGlite's own declarations never reach it)", async () => {
-    writeFileSync(join(consumer, "tsconfig.json"), JSON.stringify({
-      compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: false, noEmit: true, types: ["node"] },
-      include: ["index.ts"]
-    }))
+  it("type-checks with skipLibCheck: false (PGlite's own declarations never reach it), with the README's TypeScript snippets, under moduleResolution node16 and bundler", async () => {
     writeFileSync(join(consumer, "index.ts"), [
       'import { Effect, Layer } from "effect"',
       'import { ContextCompiler, EmbeddedStoreLive, makePantheonPersistenceAdapter, PersistenceAdapterLive, PgliteClient, SqlStore } from "pantheon-persistence"',
@@ -148,9 +151,21 @@ describe("a consumer of the package", () => {
       "}).pipe(Effect.provide(Live))",
       "export const adapter = makePantheonPersistenceAdapter({ getStoreManagers: async () => [] })"
     ].join("\n"))
-    const r = await node([join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "."])
-    expect(r.stdout + r.stderr).toBe("")
-    expect(r.code).toBe(0)
+    // Each snippet a module of its own, as a reader pastes it.
+    const readme = readFileSync(join(installed, "README.md"), "utf8")
+    const snippets = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!)
+    expect(snippets.length).toBeGreaterThanOrEqual(3)
+    mkdirSync(join(consumer, "readme"), { recursive: true })
+    snippets.forEach((code, i) => writeFileSync(join(consumer, "readme", `snippet${i + 1}.ts`), code))
+    const strict = { target: "ES2022", strict: true, skipLibCheck: false, noEmit: true, types: ["node"] }
+    const settings = { node16: { module: "node16", moduleResolution: "node16" }, bundler: { module: "esnext", moduleResolution: "bundler" } }
+    const results = await Promise.all(
+      Object.entries(settings).map(([name, resolution]) => {
+        writeFileSync(join(consumer, `tsconfig.${name}.json`), JSON.stringify({ compilerOptions: { ...strict, ...resolution }, include: ["index.ts", "readme/*.ts"] }))
+        return node([join(root, "node_modules", "typescript", "bin", "tsc"), "-p", `tsconfig.${name}.json`]).then((r) => ({ name, ...r }))
+      })
+    )
+    for (const r of results) expect(`${r.name}: ${r.stdout}${r.stderr}`).toBe(`${r.name}: `)
   }, 240_000)
 
   it("runs the bin: its version and help without the optional peers; a command says which packages to install", async () => {

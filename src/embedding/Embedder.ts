@@ -2,10 +2,9 @@
  * Embedder: texts → unit vectors. Feature hashing by default (`hashing.ts`: no model, no download),
  * Ollama (`ollama.ts`) or any OpenAI-compatible `/v1/embeddings` server (`openai.ts`) when
  * configured; every layer puts the byte-bounded cache (`cached.ts`) in front, so each text is
- * embedded once however many callers ask for it.
+ * embedded once however many callers ask for it. The HTTP embedders and their client
+ * (`@effect/platform`'s) are loaded when their layer is built, not when the package is imported.
  */
-// Subpaths, not the barrel: "@effect/platform" would load every module of the package at import.
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { envInteger, envText, envValue, isUrl } from "../domain/config.js"
@@ -13,8 +12,8 @@ import { InvalidConfig } from "../domain/errors.js"
 import type { EmbedError } from "../domain/errors.js"
 import { cached, DEFAULT_CACHE_BYTES } from "./cached.js"
 import { featureHashing } from "./hashing.js"
-import { ollama, type OllamaConfig } from "./ollama.js"
-import { openai, type OpenAIEmbedderConfig } from "./openai.js"
+import type { OllamaConfig } from "./ollama.js"
+import type { OpenAIEmbedderConfig } from "./openai.js"
 
 export interface EmbedderStats {
   readonly hits: number
@@ -87,6 +86,14 @@ export const OpenAIEmbedderEnvConfig = Effect.all({
   timeout: optionalEnv("PANTHEON_EMBED_TIMEOUT", "timeout", positiveDuration, 'must be a positive duration in milliseconds or a string such as "30 seconds"')
 })
 
+/** `@effect/platform`'s fetch client, loaded when a layer that needs it is built. */
+const fetchHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.unwrapEffect(
+  Effect.map(
+    Effect.promise(() => import("@effect/platform/FetchHttpClient")),
+    (m) => m.layer
+  )
+)
+
 export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embedder, EmbedderShape>() {
   /** Feature hashing behind the cache: the default, needs nothing. */
   static readonly layerFeatureHashing = (options: { readonly dimensions?: number; readonly cacheBytes?: number } = {}): Layer.Layer<Embedder> =>
@@ -99,13 +106,25 @@ export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embed
   static readonly layerOpenAI = (
     options: OpenAIEmbedderConfig & { readonly cacheBytes?: number }
   ): Layer.Layer<Embedder, EmbedError | InvalidConfig, HttpClient.HttpClient> =>
-    Layer.scoped(Embedder, Effect.flatMap(openai(options), (e) => cached(e, options.cacheBytes)))
+    Layer.scoped(
+      Embedder,
+      Effect.promise(() => import("./openai.js")).pipe(
+        Effect.flatMap(({ openai }) => openai(options)),
+        Effect.flatMap((e) => cached(e, options.cacheBytes))
+      )
+    )
 
   /** Ollama behind the cache. Fails to build if the server cannot embed a probe text. */
   static readonly layerOllama = (
     options: OllamaConfig & { readonly cacheBytes?: number } = {}
   ): Layer.Layer<Embedder, EmbedError, HttpClient.HttpClient> =>
-    Layer.scoped(Embedder, Effect.flatMap(ollama(options), (e) => cached(e, options.cacheBytes)))
+    Layer.scoped(
+      Embedder,
+      Effect.promise(() => import("./ollama.js")).pipe(
+        Effect.flatMap(({ ollama }) => ollama(options)),
+        Effect.flatMap((e) => cached(e, options.cacheBytes))
+      )
+    )
 
   /**
    * From the environment (`EmbedderConfig`): an OpenAI-compatible server when `PANTHEON_EMBED_URL` is
@@ -124,12 +143,12 @@ export class Embedder extends Context.Tag("pantheon-persistence/Embedder")<Embed
               maxBatchTexts: Option.getOrUndefined(o.maxBatchTexts),
               timeout: Option.getOrUndefined(o.timeout),
               cacheBytes: c.cacheBytes
-            }).pipe(Layer.provide(FetchHttpClient.layer))
+            }).pipe(Layer.provide(fetchHttpClient))
           ),
         onNone: () =>
           Effect.succeed(
             Option.isSome(c.ollamaUrl)
-              ? Embedder.layerOllama({ url: c.ollamaUrl.value, model: c.ollamaModel, cacheBytes: c.cacheBytes }).pipe(Layer.provide(FetchHttpClient.layer))
+              ? Embedder.layerOllama({ url: c.ollamaUrl.value, model: c.ollamaModel, cacheBytes: c.cacheBytes }).pipe(Layer.provide(fetchHttpClient))
               : Embedder.layerFeatureHashing({ dimensions: Option.getOrElse(c.dimensions, () => 256), cacheBytes: c.cacheBytes })
           )
       })

@@ -6,7 +6,11 @@
  * (one vector per text, put in order by `index`, all of one length) and normalised to unit length.
  * The API key is `Redacted`: it goes into the `Authorization` header and nowhere else.
  */
-import { HttpClient, type HttpClientError, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+// Subpaths, not the barrel: "@effect/platform" would load every module of the package (and fast-check).
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Clock, Data, Duration, Effect, Either, ParseResult, Random, Redacted, Schema } from "effect"
 import { EmbedError, errorReason, InvalidConfig } from "../domain/errors.js"
 import type { EmbedderShape } from "./Embedder.js"

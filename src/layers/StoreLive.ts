@@ -13,17 +13,17 @@ import { databaseUrlConfig, PostgresStoreLive, postgresConfig } from "./Postgres
  * The backend the environment asks for: PostgreSQL when `PANTHEON_DATABASE_URL` (or `DATABASE_URL`)
  * is set, otherwise the embedded store in `PANTHEON_DATA_DIR` (or `dataDir`). The command line uses this.
  */
-type Backend = Layer.Layer<
+export const StoreLive = (
+  embedded: EmbeddedStoreOptions = {}
+): Layer.Layer<
   StoreBackend | StoreEvents | SqlStore | Embedder | SqlClient,
   SqlError | UnsupportedLayout | ListenerUnavailable | DataDirUnavailable | InvalidConfig | EmbedError | ConfigError.ConfigError
->
-
-export const StoreLive = (embedded: EmbeddedStoreOptions = {}): Backend =>
+> =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const url = yield* databaseUrlConfig
-      if (Option.isNone(url)) return EmbeddedStoreLive(embedded) as Backend
+      if (Option.isNone(url)) return EmbeddedStoreLive(embedded) as ReturnType<typeof StoreLive>
       const pg = yield* postgresConfig
-      return PostgresStoreLive({ url: url.value, maxConnections: pg.maxConnections, channel: pg.channel }) as Backend
+      return PostgresStoreLive({ url: url.value, maxConnections: pg.maxConnections, channel: pg.channel }) as ReturnType<typeof StoreLive>
     })
   )

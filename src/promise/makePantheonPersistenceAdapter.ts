@@ -1,13 +1,13 @@
 /**
  * The Promise facade: a drop-in for Pantheon's `makePantheonPersistenceAdapter`, with the caches.
- * All calls run through one `ManagedRuntime` over the same layers as the Effect API. Every
- * rejection is an `Error` with a `_tag` (an unexpected defect is an `UnexpectedError` holding it).
+ * All calls run through one runtime over the same layers as the Effect API (`runtime.ts`: every
+ * rejection is an `Error` with a `_tag`, and a forgotten `dispose()` never keeps the process alive).
  */
-import { Cause, Effect, Either, Exit, Layer, ManagedRuntime } from "effect"
+import { Effect, Either, Layer } from "effect"
 import type { LoadingCacheStats } from "../cache/LoadingCache.js"
 import type { Resolvers } from "../domain/compile.js"
 import { type CacheConfigInput, decodeCacheConfig } from "../domain/config.js"
-import { AdapterDisposed, InvalidConfig, UnexpectedError } from "../domain/errors.js"
+import { InvalidConfig } from "../domain/errors.js"
 import { Invalidated } from "../domain/events.js"
 import type { Message } from "../domain/schemas.js"
 import { promiseBackend } from "../layers/backends.js"
@@ -16,6 +16,7 @@ import { ContextCompiler } from "../services/ContextCompiler.js"
 import { ManagerCache } from "../services/ManagerCache.js"
 import { StoreEvents } from "../services/StoreEvents.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
+import { makeFacadeRuntime } from "./runtime.js"
 
 export interface PersistenceAdapterDeps {
   /** The caller's store managers; `{ name, getMostRecent, getMostRelevant }` each. Cached for `ttl`. */
@@ -49,14 +50,14 @@ export interface PantheonPersistenceAdapter {
   dispose(): Promise<void>
 }
 
-type Services = ContextCompiler | ManagerCache | StoreManagerRegistry | StoreEvents
+/** A facade's `invalidate`: the cached catalog, and one source's managers (or all) on every instance. */
+export const invalidateEverywhere = (id?: string) =>
+  Effect.gen(function* () {
+    yield* (yield* StoreManagerRegistry).invalidateCatalog
+    yield* (yield* StoreEvents).publish(Invalidated.make({ id: id ?? null }))
+  })
 
-/** The error a failed call rejects with: the typed failure, or an `UnexpectedError` around a defect. */
-const rejection = (operation: string, cause: Cause.Cause<unknown>): unknown => {
-  const failure = Cause.failureOption(cause)
-  if (failure._tag === "Some") return failure.value
-  return new UnexpectedError({ operation, cause: Cause.squash(cause) })
-}
+type Services = ContextCompiler | ManagerCache | StoreManagerRegistry | StoreEvents
 
 /**
  * @throws InvalidConfig when `deps` or `cacheConfig` is invalid (the message names the field).
@@ -90,48 +91,12 @@ export const makePantheonPersistenceAdapter = (
   const layer = PersistenceAdapterLive({ cache: config.right, compiler }).pipe(
     Layer.provideMerge(promiseBackend(() => deps.getStoreManagers()))
   )
-  const runtime = ManagedRuntime.make(layer)
-  let disposed = false
-  /** The calls still running, each with the controller that dispose() aborts. */
-  const running = new Map<AbortController, Promise<unknown>>()
-
-  const run = async <A>(operation: string, effect: Effect.Effect<A, unknown, Services>, signal?: AbortSignal): Promise<A> => {
-    if (disposed) throw new AdapterDisposed()
-    const own = new AbortController()
-    const forward = () => own.abort(signal?.reason)
-    signal?.addEventListener("abort", forward, { once: true })
-    if (signal?.aborted) forward()
-    const pending = runtime.runPromiseExit(effect, { signal: own.signal })
-    running.set(own, pending)
-    const exit = await pending.finally(() => {
-      running.delete(own)
-      signal?.removeEventListener("abort", forward)
-    })
-    if (Exit.isSuccess(exit)) return exit.value
-    if (signal?.aborted) throw signal.reason ?? new UnexpectedError({ operation, cause: "aborted" })
-    // dispose() interrupted it: that is the caller's own doing, and says so.
-    if (disposed && Cause.isInterruptedOnly(exit.cause)) throw new AdapterDisposed()
-    throw rejection(operation, exit.cause)
-  }
+  const { run, dispose } = makeFacadeRuntime<Services>(layer)
 
   return {
     compile: (opts, options) => run("compile", Effect.flatMap(ContextCompiler, (c) => c.compile(opts)), options?.signal),
     cacheStats: () => run("cacheStats", Effect.flatMap(ManagerCache, (c) => c.stats)),
-    invalidate: (id) =>
-      run(
-        "invalidate",
-        Effect.gen(function* () {
-          yield* (yield* StoreManagerRegistry).invalidateCatalog
-          yield* (yield* StoreEvents).publish(Invalidated.make({ id: id ?? null }))
-        })
-      ),
-    dispose: async () => {
-      if (disposed) return
-      disposed = true
-      // The calls still running end first (rejecting with AdapterDisposed), while the layers they use are still up.
-      for (const own of running.keys()) own.abort()
-      await Promise.allSettled(running.values())
-      await runtime.dispose()
-    }
+    invalidate: (id) => run("invalidate", invalidateEverywhere(id)),
+    dispose
   }
 }

@@ -14,6 +14,7 @@
 import { Context, Effect, type Either, Exit, Layer, Metric, Schedule } from "effect"
 import * as LoadingCache from "../cache/LoadingCache.js"
 import { findManager } from "../domain/catalog.js"
+import type { LoadingCache as Cache } from "../cache/LoadingCache.js"
 import type { CacheConfig } from "../domain/config.js"
 import type { LoadError } from "../domain/errors.js"
 import { managerKey, type StoreDescriptor } from "../domain/schemas.js"
@@ -23,7 +24,7 @@ import type { StoreManager } from "./StoreManager.js"
 import { StoreEvents } from "./StoreEvents.js"
 import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
 
-export interface ManagerCacheShape extends LoadingCache.LoadingCache<string, StoreManager, LoadError> {
+export interface ManagerCacheShape extends Cache<string, StoreManager, LoadError> {
   /**
    * The managers of these catalog descriptors, in order, each its manager or its load error; a
    * miss opens the descriptor given (no second catalog read). Loads start together, as `getMany`'s.

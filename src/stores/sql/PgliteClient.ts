@@ -19,6 +19,7 @@ import { join, resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import { errorReason } from "../../domain/errors.js"
 import * as DataDirLock from "./DataDirLock.js"
+import type { DataDirUnavailable } from "../../domain/errors.js"
 
 export interface PgliteClientConfig {
   /** A directory for the data, or "memory://" (the default) for an in-memory database. */
@@ -243,7 +244,7 @@ export const make = (options: PgliteClientConfig = {}) =>
 
 export class PgliteClient extends Context.Tag("pantheon-persistence/PgliteClient")<PgliteClient, PgliteClientShape>() {
   /** The client, as `PgliteClient` and as the `SqlClient` every SQL module uses. */
-  static readonly layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError | DataDirLock.DataDirUnavailable> =>
+  static readonly layer = (options: PgliteClientConfig = {}): Layer.Layer<PgliteClient | SqlClient.SqlClient, SqlError | DataDirUnavailable> =>
     Layer.scopedContext(
       Effect.map(make(options), (client) => Context.make(PgliteClient, client).pipe(Context.add(SqlClient.SqlClient, client)))
     ).pipe(Layer.provide(Reactivity.layer))

@@ -20,6 +20,7 @@ import { validateSourceId } from "./identifiers.js"
 import { sqlManager } from "./manager.js"
 import * as ResultCache from "./ResultCache.js"
 import { RowNumber, rowNumber } from "./rows.js"
+import type { ResultCacheOptions } from "./ResultCache.js"
 import { entriesTable, migrate, type VectorMode } from "./storage.js"
 import { estimateBytes, openWarm } from "./warm/warmManager.js"
 
@@ -31,7 +32,7 @@ export interface SqlStoreOptions {
   /** Rows per insert statement (default 200). */
   readonly insertBatch?: number
   /** Query results kept per source until its data changes (default 16 MiB for 60 s); `false`: none. */
-  readonly resultCache?: ResultCache.ResultCacheOptions | false
+  readonly resultCache?: ResultCacheOptions | false
   /**
    * A warm manager whose source is estimated above this many bytes is read into memory in the
    * background, and answers from SQL until then (default 8 MiB: about 0.2 s of reading), so that
