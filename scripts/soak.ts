@@ -2,7 +2,9 @@
  * npm run soak -- --minutes N: compiles, writes and invalidations against the embedded store for N
  * minutes (default 1), with the reliability faults mixed in (a data-directory lock taken and let
  * go, a lock left by a dead process reclaimed, a Promise facade disposed under a running compile,
- * which must reject with AdapterDisposed), printing compiles, errors, RSS and heap every 10 s. Exits 1 if any operation
+ * which must reject with AdapterDisposed, a source that never answers within queryTimeout, which
+ * must be listed by the health report, and one compile over 2,000 caller sources, which must answer
+ * every one), printing compiles, errors, RSS and heap every 10 s. Exits 1 if any operation
  * failed or if memory trends upward (the heap's least-squares slope over the second half of the run
  * above 1 MiB a minute, after collections).
  */
@@ -13,7 +15,9 @@ import { join } from "node:path"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { Invalidated } from "../src/domain/events.js"
+import { managersBackend } from "../src/layers/backends.js"
 import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
+import { health } from "../src/layers/health.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { StoreEvents } from "../src/services/StoreEvents.js"
@@ -54,7 +58,7 @@ const fault = async (i: number) => {
   const check = (ok: boolean, what: string) => {
     if (!ok) throw new Error(what)
   }
-  if (i % 2 === 0) {
+  if (i % 4 === 0) {
     // A lock left by a process on another host that stopped beating: reclaimed, then let go.
     writeFileSync(join(lockDir, LOCK_FILE), JSON.stringify({ pid: 7, host: `gone-${hostname()}`, token: "gone" }))
     const when = new Date(Date.now() - STALE_AFTER_MS - 1000)
@@ -62,6 +66,35 @@ const fault = async (i: number) => {
     const release = await lock(lockDir, 0)
     release()
     check(!existsSync(join(lockDir, LOCK_FILE)), "the lock was not let go")
+  } else if (i % 4 === 2) {
+    // A source that never answers in time: the compiles go on without it, and it is reported.
+    const never = Effect.never
+    const slow = ManagedRuntime.make(
+      PersistenceAdapterLive({ cache: { queryTimeout: "20 millis" } }).pipe(
+        Layer.provideMerge(managersBackend([{ name: "never", getMostRecent: () => never, getMostRelevant: () => never, insert: () => Effect.void }]))
+      )
+    )
+    try {
+      for (let k = 0; k < 2; k++) await slow.runPromise(Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "never" }] })))
+      const report = await slow.runPromise(health)
+      check(report.slowSources.length === 1 && report.slowSources[0]!.id === "never" && report.slowSources[0]!.compiles === 2, `the slow source was reported as ${JSON.stringify(report.slowSources)}`)
+    } finally {
+      await slow.dispose()
+    }
+  } else if (i % 4 === 3) {
+    // One compile over 2,000 caller sources (more than the manager cache holds): every source answers.
+    const managers = Array.from({ length: 2000 }, (_, s) => ({
+      name: `many-${s}`,
+      getMostRecent: async () => [{ id: `m${s}`, text: `note ${s}`, timestamp: 1_700_000_000_000 + s, metadata: { displayName: "many" } }],
+      getMostRelevant: async () => []
+    }))
+    const adapter = makePantheonPersistenceAdapter({ getStoreManagers: async () => managers })
+    try {
+      const messages = await adapter.compile({ sources: managers.map((m) => ({ id: m.name })) })
+      check(messages.length === managers.length, `a compile over 2,000 sources gave ${messages.length} messages`)
+    } finally {
+      await adapter.dispose()
+    }
   } else {
     const adapter = makePantheonPersistenceAdapter({
       getStoreManagers: async () => [{ name: "stuck", getMostRecent: () => new Promise<Array<unknown>>(() => {}), getMostRelevant: async () => [] }]

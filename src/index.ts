@@ -79,6 +79,7 @@ export { DataWritten, Invalidated, Resync, SourceAdded, SourceChanged, SourceRem
 export { CacheSettings } from "./services/CacheSettings.js"
 export { ContextCompiler, type CompilerOptions, type ContextCompilerShape } from "./services/ContextCompiler.js"
 export { ManagerCache, type ManagerCacheShape } from "./services/ManagerCache.js"
+export { SlowSources, type SlowSource, type SlowSourcesShape } from "./services/SlowSources.js"
 export { StoreManagerRegistry, type StoreManagerRegistryShape } from "./services/StoreManagerRegistry.js"
 export type { Catalog } from "./domain/catalog.js"
 export { StoreEvents, type StoreEventsShape } from "./services/StoreEvents.js"

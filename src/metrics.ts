@@ -31,6 +31,8 @@ export const compileTokens = Metric.histogram(
 )
 export const compileTotal = Metric.counter("pantheon_compile_total", { description: "Compiles, by outcome", incremental: true })
 export const compileSkippedSources = Metric.counter("pantheon_compile_skipped_sources_total", { description: "Sources skipped because their manager failed to load or query", incremental: true })
+export const sourceTimeouts = Metric.counter("pantheon_source_timeouts_total", { description: "Store queries that passed queryTimeout, by source (their compile went on without them)", incremental: true })
+export const slowSources = Metric.gauge("pantheon_slow_sources", { description: "Sources whose latest compile had a query past queryTimeout (listed by /healthz and stats)" })
 export const compileInvalidEntries = Metric.counter("pantheon_compile_invalid_entries_total", { description: "Entries skipped as invalid: not an object, text or metadata of the wrong type, or a missing or unparseable timestamp", incremental: true })
 
 

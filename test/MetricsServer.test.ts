@@ -38,7 +38,7 @@ describe("the metrics endpoint", () => {
       expect(metrics.body).toMatch(/pantheon_cache_misses_total\{[^}]*cache="embeddings"[^}]*\} [1-9]/)
       const health = yield* get(`${url}/healthz`)
       expect(health.status).toBe(200)
-      expect(JSON.parse(health.body)).toMatchObject({ status: "ok", store: { reachable: true, sources: 1 }, cache: { size: 1 } })
+      expect(JSON.parse(health.body)).toMatchObject({ status: "ok", store: { reachable: true, sources: 1 }, cache: { size: 1 }, slowSources: [] })
       expect((yield* get(`${url}/nope`)).status).toBe(404)
     }).pipe(
       Effect.provide(

@@ -70,6 +70,8 @@ describe("subcommands", () => {
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/sources:\s+5/)
     expect(r.stdout).toMatch(/entries:\s+342/)
+    // One compile of every source found none past queryTimeout.
+    expect(r.stdout).toMatch(/slow:\s+none/)
   }, 60_000)
 })
 

@@ -8,6 +8,7 @@
 import { Effect, Exit, Fiber, FiberId, Runtime } from "effect"
 import type * as M from "../metrics.js"
 import type { Entry } from "./Entries.js"
+import type { Permits } from "./Permits.js"
 import type * as EntryState from "./EntryState.js"
 
 /** One load: of `entry`'s key, into `state`, reloading `previous` if `reloading`, with the caller's own `lookup` if given. */
@@ -23,7 +24,7 @@ export interface LoadRunnerOptions<K, V, E> {
   readonly lookup: (key: K) => Effect.Effect<V, E, any>
   readonly lookupMany: ((keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<V>, E, any>) | undefined
   readonly reload: ((key: K, previous: V) => Effect.Effect<V, E, any>) | undefined
-  readonly permits: Effect.Semaphore | undefined
+  readonly permits: Permits | undefined
   readonly runtime: Runtime.Runtime<any>
   readonly label: string
   readonly metrics: M.CacheMetrics
@@ -128,7 +129,7 @@ export class LoadRunner<K, V, E> {
       return call()
     }) as Effect.Effect<A, E>
     const single = loads.length === 1 ? loads[0]! : undefined
-    return (permits === undefined ? lookup : permits.withPermits(1)(lookup)).pipe(
+    return (permits === undefined ? lookup : permits.withPermit(lookup)).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
           metrics.loadDuration(now() - startedAt)

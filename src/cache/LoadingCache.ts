@@ -51,6 +51,7 @@ import { Entries, type Entry } from "./Entries.js"
 import * as EntryState from "./EntryState.js"
 import { hashKey } from "./FrequencySketch.js"
 import { type Load, LoadRunner } from "./LoadRunner.js"
+import { Permits } from "./Permits.js"
 import type { EvictionPolicy } from "./PolicyDuel.js"
 import { type RemovalCause, type RemovalListener, RemovalQueue } from "./Removal.js"
 import { type Ticker, tickerOf } from "./Ticker.js"
@@ -154,7 +155,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
     private readonly options: LoadingCacheOptions<K, V, E, any>,
     runtime: Runtime.Runtime<any>,
     private readonly ticker: Ticker,
-    permits: Effect.Semaphore | undefined
+    permits: Permits | undefined
   ) {
     const weighted = options.weigher !== undefined
     this.label = options.label ?? "cache"
@@ -622,7 +623,7 @@ export const makeWith = <Key, Value, Error = never, R = never>(
     }
     const runtime = yield* Effect.runtime<R>()
     const clock = yield* Effect.clock
-    const permits = options.lookupConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(options.lookupConcurrency)
+    const permits = options.lookupConcurrency === undefined ? undefined : new Permits(options.lookupConcurrency)
     const cache = new LoadingCacheImpl<Key, Value, Error>(options, runtime, tickerOf(clock), permits)
     yield* Effect.addFinalizer(() => cache.close())
     if (options.sweepInterval !== undefined) {

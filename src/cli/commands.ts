@@ -18,6 +18,7 @@ import { PersistenceAdapterLive } from "../layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../services/ContextCompiler.js"
 import { Embedder } from "../embedding/Embedder.js"
 import { bytesHeld, ManagerCache } from "../services/ManagerCache.js"
+import { SlowSources } from "../services/SlowSources.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { SqlStore } from "../stores/sql/SqlStore.js"
 import { BIN, common, commands, options } from "./help.js"
@@ -177,6 +178,9 @@ const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
     const catalog = yield* store.catalog
     let total = 0
     for (const d of catalog) total += yield* store.countEntries(d.id)
+    // One compile of every source (the sample question): a source that does not answer within queryTimeout is listed.
+    if (catalog.length > 0) yield* (yield* ContextCompiler).compile({ sources: catalog.map((d) => ({ id: d.id })), texts: [SAMPLE_QUESTION] })
+    const slow = yield* (yield* SlowSources).report
     const cache = yield* (yield* ManagerCache).stats
     yield* Console.log(
       [
@@ -184,6 +188,7 @@ const statsCommand = Command.make("stats", { dataDir }, ({ dataDir }) =>
         `embedder:    ${embedder.model} (${embedder.dimensions} dimensions)`,
         `sources:     ${catalog.length}`,
         `entries:     ${total}`,
+        `slow:        ${slow.length === 0 ? "none" : slow.map((s) => `${s.id} (${s.operations.join(" and ")} took longer than ${s.queryTimeout}, the queryTimeout)`).join("; ")}`,
         `manager cache (this process): ${JSON.stringify(cache)}`
       ].join("\n")
     )

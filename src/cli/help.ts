@@ -81,7 +81,7 @@ export const commands: ReadonlyArray<CommandDoc> = [
     summary: "Compile context from sources and print it.",
     options: [options.compileSource, options.compileText, options.compileLimit, options.compileMaxTokens, options.compileJson]
   },
-  { name: "stats", synopsis: "stats", summary: "Show what the store holds.", options: [] },
+  { name: "stats", synopsis: "stats", summary: "Show what the store holds, and the sources that do not answer within queryTimeout.", options: [] },
   {
     name: "serve",
     synopsis: "serve [--metrics-port <port>]",

@@ -1,7 +1,7 @@
 /**
  * An HTTP endpoint for monitoring: `/metrics` serves every Effect metric of the process in
  * Prometheus text format (through `@effect/opentelemetry` and OpenTelemetry's Prometheus exporter),
- * `/healthz` the health report (`health.ts`): 200 when healthy, 503 otherwise.
+ * `/healthz` the health report (`health.ts`, slow sources included): 200 when healthy, 503 otherwise.
  */
 import { Context, Effect, Layer, Runtime } from "effect"
 import { createServer } from "node:http"
@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net"
 import { errorReason, type MissingPackage } from "../domain/errors.js"
 import { importOptional } from "../optionalPeers.js"
 import type { ManagerCache } from "../services/ManagerCache.js"
+import type { SlowSources } from "../services/SlowSources.js"
 import type { StoreEvents } from "../services/StoreEvents.js"
 import type { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
 import { health } from "./health.js"
@@ -22,7 +23,7 @@ export interface MetricsServerOptions {
 
 /** The endpoint's address, once it listens. */
 export class MetricsServer extends Context.Tag("pantheon-persistence/MetricsServer")<MetricsServer, { readonly port: number; readonly url: string }>() {
-  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MissingPackage, StoreManagerRegistry | ManagerCache | StoreEvents> =>
+  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MissingPackage, StoreManagerRegistry | ManagerCache | SlowSources | StoreEvents> =>
     serve(options)
 }
 
@@ -34,14 +35,14 @@ const openTelemetry = importOptional("the metrics endpoint", ["@effect/opentelem
   Promise.all([import("@effect/opentelemetry/Metrics"), import("@effect/opentelemetry/Resource"), import("@opentelemetry/exporter-prometheus")])
 )
 
-const serve = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MissingPackage, StoreManagerRegistry | ManagerCache | StoreEvents> =>
+const serve = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MissingPackage, StoreManagerRegistry | ManagerCache | SlowSources | StoreEvents> =>
   Layer.unwrapEffect(
     Effect.map(openTelemetry, ([Metrics, Resource, { PrometheusExporter }]) => {
       const exporter = new PrometheusExporter({ preventServerStart: true })
       const server = Layer.scoped(
         MetricsServer,
         Effect.gen(function* () {
-          const runtime = yield* Effect.runtime<StoreManagerRegistry | ManagerCache | StoreEvents>()
+          const runtime = yield* Effect.runtime<StoreManagerRegistry | ManagerCache | SlowSources | StoreEvents>()
           const http = createServer((req, res) => {
             const path = (req.url ?? "/").split("?")[0]
             if (req.method === "GET" && path === "/metrics") return exporter.getMetricsRequestHandler(req, res)

@@ -4,6 +4,7 @@ import type { InvalidConfig } from "../domain/errors.js"
 import { CacheSettings } from "../services/CacheSettings.js"
 import { type CompilerOptions, ContextCompiler } from "../services/ContextCompiler.js"
 import { ManagerCache } from "../services/ManagerCache.js"
+import { SlowSources } from "../services/SlowSources.js"
 import type { StoreBackend } from "../services/StoreBackend.js"
 import type { StoreEvents } from "../services/StoreEvents.js"
 import { StoreManagerRegistry } from "../services/StoreManagerRegistry.js"
@@ -19,15 +20,15 @@ const settings = (cache: CacheConfigInput | undefined): Layer.Layer<CacheSetting
   cache === undefined ? CacheSettings.layerFromEnv : CacheSettings.layer(cache)
 
 /**
- * `ContextCompiler`, `ManagerCache` and `StoreManagerRegistry` over a backend: provide one of the
+ * `ContextCompiler`, `ManagerCache`, `StoreManagerRegistry` and `SlowSources` over a backend: provide one of the
  * backend layers (`EmbeddedStoreLive`, `PostgresStoreLive`, `StoreLive`, `promiseBackend`,
  * `managersBackend`), each of which provides `StoreBackend` and `StoreEvents`.
  */
 export const PersistenceAdapterLive = (
   options: PersistenceAdapterOptions = {}
-): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | CacheSettings, InvalidConfig, StoreBackend | StoreEvents> =>
+): Layer.Layer<ContextCompiler | ManagerCache | StoreManagerRegistry | SlowSources | CacheSettings, InvalidConfig, StoreBackend | StoreEvents> =>
   ContextCompiler.layer(options.compiler).pipe(
-    Layer.provideMerge(ManagerCache.layer),
+    Layer.provideMerge(Layer.merge(ManagerCache.layer, SlowSources.layer)),
     Layer.provideMerge(StoreManagerRegistry.layer),
     Layer.provideMerge(settings(options.cache))
   )

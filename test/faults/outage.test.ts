@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from "vitest"
 import { Embedder } from "../../src/embedding/Embedder.js"
 import { PersistenceAdapterLive } from "../../src/layers/PersistenceAdapterLive.js"
 import { PostgresStoreLive } from "../../src/layers/PostgresStoreLive.js"
-import { cacheStaleServed } from "../../src/metrics.js"
+import { cacheStaleServed, sourceTimeouts } from "../../src/metrics.js"
+import { health } from "../../src/layers/health.js"
 import { ContextCompiler } from "../../src/services/ContextCompiler.js"
 import { StoreEvents } from "../../src/services/StoreEvents.js"
 import { SqlStore } from "../../src/stores/sql/SqlStore.js"
@@ -81,19 +82,23 @@ describe.skipIf(!db.up)("a warm manager in an outage", () => {
 })
 
 describe.skipIf(!db.up)("a statement past its deadline", () => {
-  it("is cancelled on the server: after 20 compiles over a source that never answers, no statement of ours is left running", async () => {
+  it("is cancelled on the server: after 20 compiles over a source that never answers, no statement of ours is left running, and the source is reported", async () => {
     const app = "pantheon-cancel"
+    const logs: Array<string> = []
     const runtime = ManagedRuntime.make(
       PersistenceAdapterLive({ cache: { queryTimeout: "300 millis", warmBytes: 0, failureTtl: 0 } }).pipe(
         Layer.provideMerge(
           PostgresStoreLive({ url: db.url, channel, maxConnections: 4, applicationName: app, resultCache: false, embedder: Embedder.layerFeatureHashing({ dimensions: 64 }) })
-        )
+        ),
+        Layer.provideMerge(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push((Array.isArray(message) ? message : [message]).join(" ")))))
       )
     )
+    const timeouts = () => Effect.runPromise(Metric.value(Metric.tagged(sourceTimeouts, "source", "slow"))).then((c) => c.count)
     runtimes.push(runtime)
     await runtime.runPromise(Effect.flatMap(SqlStore, (s) => Effect.flatMap(s.registerSource("slow"), () => Effect.flatMap(s.open("slow"), (m) => m.insert([1, 2].map(entry))))))
     const compile = (i: number) => runtime.runPromise(Effect.flatMap(ContextCompiler, (c) => c.compile({ sources: [{ id: "slow" }], texts: [`question ${i}`] })))
     expect(await compile(0)).toHaveLength(2)
+    const timeoutsBefore = await timeouts()
 
     // The source never answers: another session holds its table locked, so every read of it waits.
     const [{ storage }] = await runtime.runPromise(Effect.flatMap(SqlStore, (s) => s.catalog)).then((c) => c.filter((d) => d.id === "slow") as unknown as Array<{ storage: number }>)
@@ -111,11 +116,17 @@ describe.skipIf(!db.up)("a statement past its deadline", () => {
       let left = await running()
       while (left > 0 && Date.now() < deadline) left = await running()
       expect(left).toBe(0)
+      // Reported, not silently reduced: counted by source, one warning for the streak, listed by the health report.
+      expect((await timeouts()) - timeoutsBefore).toBe(20)
+      expect(logs.filter((l) => l.startsWith("source slow: getMostRecent did not answer within 300ms (queryTimeout)"))).toHaveLength(1)
+      expect(logs.filter((l) => l.includes("skipping source slow"))).toEqual([])
+      expect((await runtime.runPromise(health)).slowSources).toMatchObject([{ id: "slow", operations: ["getMostRecent"], compiles: 20, timeouts: 20 }])
     } finally {
       await locker.query("ROLLBACK").catch(() => {})
       await locker.end()
     }
     // The pool is free again: the source answers once it can.
     expect(await compile(99)).toHaveLength(2)
+    expect((await runtime.runPromise(health)).slowSources).toEqual([])
   }, 90_000)
 })
