@@ -17,6 +17,7 @@
  * - It weighs what it holds (`weight`), which the manager cache bounds.
  */
 import { Effect, Either, Fiber, Metric, type Scope } from "effect"
+import { eventLoopTurn } from "../../../concurrency.js"
 import { cacheStaleServed } from "../../../metrics.js"
 import { errorReason, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
@@ -47,12 +48,6 @@ const READ_PAGE = 2000
 
 /** Longest stretch of indexing rows before the event loop gets a turn (timers, signals, requests). */
 const SLICE_MS = 20
-
-/** One turn of the event loop (`setImmediate`: past its timers and its poll for I/O and signals). */
-const eventLoopTurn = Effect.async<void>((resume) => {
-  const turn = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(turn))
-})
 
 /**
  * Reads the source's rows past `after` into the index, in `seq` order: `READ_PAGE` rows a statement
@@ -93,10 +88,12 @@ const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: 
  * estimated above `backgroundLoadBytes` is read in the background, and answered from SQL until it
  * is in memory; `estimatedBytes` is its weight meanwhile.
  */
-export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, estimatedBytes: number): Effect.Effect<StoreManager, StoreUnavailable> =>
+export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, estimate: { readonly bytes: number; readonly rows: number }): Effect.Effect<StoreManager, StoreUnavailable> =>
   Effect.gen(function* () {
     const id = descriptor.id
-    const index = new WarmIndex(descriptor.dimensions)
+    const estimatedBytes = estimate.bytes
+    // Room for the rows it holds and an eighth more (later writes), so that reading it never grows the vectors.
+    const index = new WarmIndex(descriptor.dimensions, estimate.rows + Math.max(64, Math.ceil(estimate.rows / 8)))
     const sqlBacked = sqlManager(context, descriptor)
     const state = { ready: false }
     const load = readInto(context, descriptor, index, 0).pipe(
@@ -188,16 +185,20 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
     return manager
   })
 
-/** What a source's entries would take in a warm manager, estimated in bytes (Infinity when they cannot be counted). */
-export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescriptor) =>
+/**
+ * What a source's entries would take in a warm manager, estimated in bytes (Infinity when they
+ * cannot be counted), and how many rows it holds (the index is made that large at once: growing a
+ * 200,000-row index copied its vectors, 200 MB, in one go, up to half a second of this thread).
+ */
+export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescriptor): Effect.Effect<{ readonly bytes: number; readonly rows: number }> =>
   context.sql<{ n: unknown; bytes: unknown }>`
     SELECT count(*) AS n, coalesce(sum(octet_length(id) + octet_length(text) + octet_length(metadata::text)), 0) AS bytes
     FROM ${context.sql(entriesTable(descriptor.storage))}`.pipe(
     Effect.map((rows) => {
       const n = toNumber(rows[0]?.n ?? 0)
       // Vectors as floats; strings as UTF-16 (about twice their UTF-8 bytes); each row's objects.
-      return n * (descriptor.dimensions * 4 + 240) + 2 * toNumber(rows[0]?.bytes ?? 0)
+      return { bytes: n * (descriptor.dimensions * 4 + 240) + 2 * toNumber(rows[0]?.bytes ?? 0), rows: n }
     }),
     Effect.either,
-    Effect.map(Either.getOrElse(() => Infinity))
+    Effect.map(Either.getOrElse(() => ({ bytes: Infinity, rows: 0 })))
   )
