@@ -18,8 +18,9 @@ import { w6 } from "./workloads/w6.js"
 import { w7 } from "./workloads/w7.js"
 import { w8 } from "./workloads/w8.js"
 import { w9 } from "./workloads/w9.js"
+import { w10 } from "./workloads/w10.js"
 
-const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7, w8, w9 }
+const all: Record<string, () => Promise<void>> = { w1, w1Real, w2, w3, w4, w5, w6, w7, w8, w9, w10 }
 // Options with a value (`--traces <dir>` for w3, `--locomo <dir>` for w8) are read by the workloads; the rest are names.
 const args = process.argv.slice(2)
 const only = args.filter((arg, i) => !arg.startsWith("--") && !args[i - 1]?.startsWith("--"))

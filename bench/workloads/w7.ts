@@ -36,7 +36,7 @@ const SOURCES = 4
 const SIZES = [200, 2000, 20_000] as const
 
 /** A corpus of `n` entries a source: sample sentences recombined, one in ten an image with a caption. */
-const corpus = (source: number, n: number) => {
+export const corpus = (source: number, n: number) => {
   const random = prng(1000 + source)
   const words = sampleEntries().flatMap((e) => e.text.split(/\s+/))
   const sentence = (k: number) => Array.from({ length: k }, () => words[Math.floor(random() * words.length)]).join(" ")

@@ -9,6 +9,7 @@ import { SingleBar } from "cli-progress"
 import { SqlError } from "@effect/sql/SqlError"
 import { Console, Effect, Either, type Layer, Option, ParseResult, Schema } from "effect"
 import { readFile } from "node:fs/promises"
+import { eventLoopTurn } from "../concurrency.js"
 import { timestampMs } from "../domain/compile.js"
 import { errorReason, IngestError, StoreUnavailable } from "../domain/errors.js"
 import { NewEntry } from "../domain/schemas.js"
@@ -122,12 +123,6 @@ export interface IngestResult {
   readonly entries: number
   readonly replaced: number
 }
-
-/** One turn of the event loop (past its poll phase, where signals are heard): PGlite runs on this thread. */
-const eventLoopTurn = Effect.async<void>((resume) => {
-  const turn = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(turn))
-})
 
 /**
  * Ingests `entries` into `sourceId` (registered if new), all or nothing. Reports progress per

@@ -1,5 +1,5 @@
 /**
- * An `@effect/sql` `SqlClient` over PGlite (in-process Postgres, with pgvector), shaped like
+ * An `@effect/sql` `SqlClient` over PGlite (Postgres in this process, with pgvector), shaped like
  * `@effect/sql-pg`'s `PgClient`: `make(options)` acquires the database with `acquireRelease`
  * (closed when the layer's scope closes), and `PgliteClient.layer(options)` provides it.
  * The SQL compiler is `@effect/sql-pg`'s, so one SQL code path serves PGlite and a PostgreSQL server.
@@ -8,18 +8,22 @@
  * semaphore until it ends, so another fiber's query never runs inside someone else's transaction.
  * One instance per data directory per process: building the layer twice on one directory shares it.
  * One process per data directory: the directory is locked while it is open (`DataDirLock.ts`).
+ * PGlite runs on a worker thread (`PgliteWorkerDatabase.ts`): its start and its statements never
+ * hold this thread's event loop, so timers, signals and HTTP requests are served while it works.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
-import type { PGlite } from "@electric-sql/pglite"
 import { existsSync, readdirSync, rmSync, statfsSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import { errorReason } from "../../domain/errors.js"
 import * as DataDirLock from "./DataDirLock.js"
 import type { DataDirUnavailable } from "../../domain/errors.js"
+import * as PgliteWorkerDatabase from "./PgliteWorkerDatabase.js"
+
+export type { PgliteDatabase } from "./PgliteWorkerDatabase.js"
 
 export interface PgliteClientConfig {
   /** A directory for the data, or "memory://" (the default) for an in-memory database. */
@@ -31,21 +35,17 @@ export interface PgliteClientConfig {
    * with `DataDirUnavailable` naming the process that holds it).
    */
   readonly lockTimeout?: Duration.DurationInput
-}
-
-/**
- * The PGlite instance underneath, typed by the members this project relies on: PGlite's own
- * declarations need `@types/emscripten`, and would break a consumer that checks libraries' types.
- */
-export interface PgliteDatabase {
-  readonly closed: boolean
-  readonly query: <T>(sql: string, params?: Array<unknown>) => Promise<{ readonly rows: Array<T> }>
-  readonly exec: (sql: string) => Promise<ReadonlyArray<{ readonly rows: ReadonlyArray<unknown> }>>
+  /**
+   * Longest one statement may take (default 5 minutes). PGlite runs on a worker thread; a worker
+   * that does not answer within this is stopped, and the store fails every call with a message
+   * saying so (reopen it), instead of hanging.
+   */
+  readonly callTimeout?: Duration.DurationInput
 }
 
 export interface PgliteClientShape extends SqlClient.SqlClient {
   readonly dataDir: string
-  readonly pglite: PgliteDatabase
+  readonly pglite: PgliteWorkerDatabase.PgliteDatabase
 }
 
 const MEMORY = "memory://"
@@ -56,7 +56,7 @@ const MEMORY = "memory://"
  * PGlite touches it and let go after it is closed.
  */
 interface Shared {
-  ready: Promise<PGlite>
+  ready: Promise<PgliteWorkerDatabase.PgliteDatabase>
   /** False until `ready` has settled. */
   settled: boolean
   users: number
@@ -105,18 +105,12 @@ const startFailure = (cause: unknown, dataDir: string): string => {
   return space === undefined ? said : `${said}; ${space}`
 }
 
-/** The files a failed start left open in PGlite's file system (its close gives up before them). */
-const closeFiles = (db: PGlite): void => {
-  const fs = (db as unknown as { mod?: { FS?: { streams?: Array<unknown>; close: (stream: unknown) => void } } }).mod?.FS
-  for (const stream of fs?.streams ?? []) {
-    try {
-      if (stream) fs!.close(stream)
-    } catch {}
-  }
-}
-
 /** Joins the shared instance of `dataDir`, starting it when there is none (never caching a failed start). */
-const joinShared = (dataDir: string, lockTimeout: Duration.DurationInput): { readonly shared: Shared; readonly key: string | undefined } => {
+const joinShared = (
+  dataDir: string,
+  lockTimeout: Duration.DurationInput,
+  timeouts: { readonly startTimeoutMs: number; readonly callTimeoutMs: number }
+): { readonly shared: Shared; readonly key: string | undefined } => {
   const onDisk = dataDir !== MEMORY && !dataDir.includes("://")
   const key = dataDir === MEMORY ? undefined : onDisk ? resolve(dataDir) : dataDir
   const existing = key === undefined ? undefined : open.get(key)
@@ -129,19 +123,9 @@ const joinShared = (dataDir: string, lockTimeout: Duration.DurationInput): { rea
     if (onDisk) entry.unlock = await DataDirLock.lock(dataDir, Duration.toMillis(Duration.decode(lockTimeout)))
     try {
       const marker = onDisk ? startCreating(dataDir) : undefined
-      // Loaded here, not at import: a program that never opens an embedded store never loads PGlite.
-      const [{ PGlite }, { vector }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite-pgvector")])
-      // New stores get data checksums: a damaged page fails its read instead of being read as data.
-      const db = new PGlite({ dataDir, extensions: { vector }, initDbStartParams: ["--data-checksums"] })
-      try {
-        await db.waitReady
-        await db.exec("CREATE EXTENSION IF NOT EXISTS vector")
-      } catch (e) {
-        // A failed start still holds its memory and PGlite's timers (which kept the CLI alive): close it.
-        await db.close().catch(() => {})
-        closeFiles(db)
-        throw e
-      }
+      // PGlite runs on a worker thread of its own (its start included), never holding this one's event loop.
+      // A failed start stops the worker, which closes its files first: nothing of it stays.
+      const db = await PgliteWorkerDatabase.start(dataDir, timeouts)
       if (marker !== undefined) rmSync(marker, { force: true })
       return db
     } catch (e) {
@@ -170,11 +154,13 @@ const leave = async ({ shared, key }: ReturnType<typeof joinShared>): Promise<vo
   shared.unlock?.()
 }
 
-const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput, lockTimeout: Duration.DurationInput) =>
+const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput, lockTimeout: Duration.DurationInput, callTimeout: Duration.DurationInput) =>
   Effect.gen(function* () {
     // Joining is instant; waiting for the start is interruptible (a signal is answered at once), and a
     // start left behind is closed, and its lock let go, in the background once it is up.
-    const joined = yield* Effect.acquireRelease(Effect.sync(() => joinShared(dataDir, lockTimeout)), (joined) =>
+    const joined = yield* Effect.acquireRelease(Effect.sync(() =>
+        joinShared(dataDir, lockTimeout, { startTimeoutMs: Duration.toMillis(Duration.decode(startTimeout)), callTimeoutMs: Duration.toMillis(Duration.decode(callTimeout)) })
+      ), (joined) =>
       Effect.promise(() => (joined.shared.settled ? leave(joined) : (void leave(joined), Promise.resolve())))
     )
     const db = yield* Effect.tryPromise({
@@ -195,7 +181,7 @@ const acquirePglite = (dataDir: string, startTimeout: Duration.DurationInput, lo
 export const make = (options: PgliteClientConfig = {}) =>
   Effect.gen(function* () {
     const dataDir = options.dataDir ?? MEMORY
-    const { db, shared } = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60), options.lockTimeout ?? 0)
+    const { db, shared } = yield* acquirePglite(dataDir, options.startTimeout ?? Duration.seconds(60), options.lockTimeout ?? 0, options.callTimeout ?? Duration.minutes(5))
     const lock = shared.semaphore
     // @effect/sql-pg (and pg under it) only once an embedded store opens: its compiler is the one we use.
     const compiler = (yield* Effect.promise(() => import("@effect/sql-pg/PgClient"))).makeCompiler()

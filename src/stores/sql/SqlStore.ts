@@ -133,8 +133,8 @@ export const make = (options: SqlStoreOptions = {}) =>
         )
       }
       if (opts.warmBytes <= 0) return Effect.succeed(sqlManager(context, source))
-      return Effect.flatMap(estimateBytes(context, source), (bytes) =>
-        bytes <= opts.warmBytes * WARM_SHARE ? openWarm(context, source, bytes) : Effect.succeed(sqlManager(context, source))
+      return Effect.flatMap(estimateBytes(context, source), (estimate) =>
+        estimate.bytes <= opts.warmBytes * WARM_SHARE ? openWarm(context, source, estimate) : Effect.succeed(sqlManager(context, source))
       ).pipe(Effect.withSpan("SqlStore.open", { attributes: { source: source.id } }))
     }
 

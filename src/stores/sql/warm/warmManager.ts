@@ -3,7 +3,8 @@
  * memory (`WarmIndex`) and answers from there; the database stays the durable store and the source
  * of truth.
  *
- * - Opening reads the source once (one statement, in `seq` order).
+ * - Opening reads the source once, in `seq` order, a page of rows a statement, indexed in short
+ *   slices between turns of the event loop (a large source is read in the background for real).
  * - Kept current without reloading: writes through this library publish `DataWritten` with the
  *   source's new high-water `seq` (here and, through the events, on every instance); before its next
  *   answer the manager reads only the rows past its own high water. A write through this manager
@@ -16,6 +17,7 @@
  * - It weighs what it holds (`weight`), which the manager cache bounds.
  */
 import { Effect, Either, Fiber, Metric, type Scope } from "effect"
+import { eventLoopTurn } from "../../../concurrency.js"
 import { cacheStaleServed } from "../../../metrics.js"
 import { DamagedEntry, StoreQueryError, StoreUnavailable } from "../../../domain/errors.js"
 import type { StoreEntry, Where } from "../../../domain/schemas.js"
@@ -40,23 +42,44 @@ export interface WarmContext extends SqlManagerContext {
 /** Answers a warm manager gave from memory while it could not catch up with the database. */
 const staleServed = Metric.tagged(cacheStaleServed, "cache", "warm")
 
-/** Reads the source's rows past `after` into the index, in `seq` order. */
+/** Rows a warm read fetches per statement: a 200,000-entry source is read in 400 statements, none of whose results takes long to receive. */
+const READ_PAGE = 500
+
+/** Longest stretch of indexing rows before the event loop gets a turn (timers, signals, requests). */
+const SLICE_MS = 10
+
+/**
+ * Reads the source's rows past `after` into the index, in `seq` order: `READ_PAGE` rows a statement
+ * (PGlite runs them on its worker thread), indexed in slices of at most about `SLICE_MS` with a
+ * turn of the event loop between them, so that reading a large source never stalls this thread.
+ */
 const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: WarmIndex, after: number) =>
   Effect.gen(function* () {
     const { sql } = context
-    const rows = yield* sql<{ id: string; text: string; ts: unknown; metadata: unknown; vector: string | null; seq: unknown }>`
-      SELECT id, text, ts, metadata, embedding::text AS vector, seq FROM ${sql(entriesTable(descriptor.storage))}
-      WHERE seq > ${after} ORDER BY seq`
     const scratch = new Float32Array(descriptor.dimensions)
-    for (const row of rows) {
-      const metadata = row.metadata !== null && typeof row.metadata === "object" ? (row.metadata as Record<string, unknown>) : {}
-      const vector = row.vector === null ? undefined : scratch
-      if (vector !== undefined && parseVector(row.vector!, scratch, 0) !== descriptor.dimensions) {
-        return yield* new DamagedEntry({ entry: row.id, reason: `has a vector of the wrong size (expected ${descriptor.dimensions})` })
+    let read = 0
+    for (let from = after; ; ) {
+      const rows = yield* sql<{ id: string; text: string; ts: unknown; metadata: unknown; vector: string | null; seq: unknown }>`
+        SELECT id, text, ts, metadata, embedding::text AS vector, seq FROM ${sql(entriesTable(descriptor.storage))}
+        WHERE seq > ${from} ORDER BY seq LIMIT ${READ_PAGE}`
+      let slice = performance.now()
+      for (const row of rows) {
+        const metadata = row.metadata !== null && typeof row.metadata === "object" ? (row.metadata as Record<string, unknown>) : {}
+        const vector = row.vector === null ? undefined : scratch
+        if (vector !== undefined && parseVector(row.vector!, scratch, 0) !== descriptor.dimensions) {
+          return yield* new DamagedEntry({ entry: row.id, reason: `has a vector of the wrong size (expected ${descriptor.dimensions})` })
+        }
+        index.upsert({ id: row.id, text: row.text, ts: rowNumber(row.ts), metadata, seq: rowNumber(row.seq) }, vector, terms(documentText({ text: row.text, metadata })))
+        if (performance.now() - slice > SLICE_MS) {
+          yield* eventLoopTurn
+          slice = performance.now()
+        }
       }
-      index.upsert({ id: row.id, text: row.text, ts: rowNumber(row.ts), metadata, seq: rowNumber(row.seq) }, vector, terms(documentText({ text: row.text, metadata })))
+      read += rows.length
+      if (rows.length < READ_PAGE) return read
+      from = rowNumber(rows[rows.length - 1]!.seq)
+      yield* eventLoopTurn
     }
-    return rows.length
   })
 
 /**
@@ -64,10 +87,12 @@ const readInto = (context: WarmContext, descriptor: SqlSourceDescriptor, index: 
  * estimated above `backgroundLoadBytes` is read in the background, and answered from SQL until it
  * is in memory; `estimatedBytes` is its weight meanwhile.
  */
-export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, estimatedBytes: number): Effect.Effect<StoreManager, StoreUnavailable> =>
+export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, estimate: { readonly bytes: number; readonly rows: number }): Effect.Effect<StoreManager, StoreUnavailable> =>
   Effect.gen(function* () {
     const id = descriptor.id
-    const index = new WarmIndex(descriptor.dimensions)
+    const estimatedBytes = estimate.bytes
+    // Room for the rows it holds and an eighth more (later writes), so that reading it never grows the vectors.
+    const index = new WarmIndex(descriptor.dimensions, estimate.rows + Math.max(64, Math.ceil(estimate.rows / 8)))
     const sqlBacked = sqlManager(context, descriptor)
     const state = { ready: false }
     const load = readInto(context, descriptor, index, 0).pipe(
@@ -159,16 +184,20 @@ export const openWarm = (context: WarmContext, descriptor: SqlSourceDescriptor, 
     return manager
   })
 
-/** What a source's entries would take in a warm manager, estimated in bytes (Infinity when they cannot be counted). */
-export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescriptor) =>
+/**
+ * What a source's entries would take in a warm manager, estimated in bytes (Infinity when they
+ * cannot be counted), and how many rows it holds (the index is made that large at once: growing a
+ * 200,000-row index copied its vectors, 200 MB, in one go, up to half a second of this thread).
+ */
+export const estimateBytes = (context: WarmContext, descriptor: SqlSourceDescriptor): Effect.Effect<{ readonly bytes: number; readonly rows: number }> =>
   context.sql<{ n: unknown; bytes: unknown }>`
     SELECT count(*) AS n, coalesce(sum(octet_length(id) + octet_length(text) + octet_length(metadata::text)), 0) AS bytes
     FROM ${context.sql(entriesTable(descriptor.storage))}`.pipe(
     Effect.map((rows) => {
       const n = rowNumber(rows[0]?.n ?? 0)
       // Vectors as floats; strings as UTF-16 (about twice their UTF-8 bytes); each row's objects.
-      return n * (descriptor.dimensions * 4 + 240) + 2 * rowNumber(rows[0]?.bytes ?? 0)
+      return { bytes: n * (descriptor.dimensions * 4 + 240) + 2 * rowNumber(rows[0]?.bytes ?? 0), rows: n }
     }),
     Effect.either,
-    Effect.map(Either.getOrElse(() => Infinity))
+    Effect.map(Either.getOrElse(() => ({ bytes: Infinity, rows: 0 })))
   )
