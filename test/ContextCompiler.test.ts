@@ -15,6 +15,7 @@ import { StoreEvents } from "../src/services/StoreEvents.js"
 import type { StoreManager } from "../src/services/StoreManager.js"
 import { StoreManagerRegistry } from "../src/services/StoreManagerRegistry.js"
 import { cannedManager, entry } from "./support/doubles.js"
+import { parked } from "./support/eventually.js"
 
 setFlagsFromString("--expose-gc")
 
@@ -333,9 +334,9 @@ describe("StoreManagerRegistry", () => {
     return Effect.gen(function* () {
       const registry = yield* StoreManagerRegistry
       const first = yield* Effect.fork(registry.catalog)
-      yield* Effect.yieldNow()
+      yield* parked(first)
       const second = yield* Effect.fork(registry.catalog)
-      yield* Effect.yieldNow()
+      yield* parked(second)
       yield* Fiber.interrupt(first)
       release()
       const catalog = yield* Fiber.join(second)

@@ -14,6 +14,7 @@ import type { StoreManager } from "../src/services/StoreManager.js"
 import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 import { cannedManager, makeLookup, type CannedManager } from "./support/doubles.js"
+import { eventually } from "./support/eventually.js"
 
 const config = (input: CacheConfigInput = {}) => Either.getOrThrow(decodeCacheConfig({ ttl: "60 seconds", sweepInterval: "10 seconds", ...input }))
 
@@ -27,11 +28,7 @@ const setup = (input: CacheConfigInput = {}, label = "managers") =>
 const version = (m: unknown) => (m as CannedManager).version
 
 /** Lets the cache's own fibers run until `done` holds (bounded, no clock involved). */
-const settle = <E>(done: Effect.Effect<boolean, E>) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 1000 && !(yield* done); i++) yield* Effect.yieldNow()
-    expect(yield* done).toBe(true)
-  })
+const settle = eventually
 
 describe("ManagerCache", () => {
   it.scoped("serves repeated gets from one load and counts hits and misses", () =>
@@ -64,8 +61,7 @@ describe("ManagerCache", () => {
       yield* TestClock.adjust("31 seconds")
       yield* lookup.hold // the reload will wait: callers must not
       expect(yield* cache.get("a")).toBe(first)
-      yield* Effect.yieldNow()
-      expect(lookup.loads.get("a")).toBe(2) // the reload has started and is held
+      yield* settle(Effect.sync(() => lookup.loads.get("a") === 2)) // the reload has started and is held
       for (let i = 0; i < 50; i++) expect(yield* cache.get("a")).toBe(first)
       expect(lookup.loads.get("a")).toBe(2)
       yield* lookup.release

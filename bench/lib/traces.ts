@@ -151,6 +151,8 @@ interface TraceFile {
   readonly description: string
   readonly sizes: ReadonlyArray<number>
   readonly published?: Readonly<Record<number, number>>
+  /** Replay only the first this many requests (to keep the bench within minutes). */
+  readonly requests?: number
 }
 
 /** Where the files are: the directory in Caffeine's repository (simulator/src/main/resources/.../simulator/parser/). */
@@ -166,6 +168,8 @@ export const TRACE_FILES: ReadonlyArray<TraceFile> = [
   { name: "ps", file: "ps.trace", format: "lirs", description: "LIRS ps: loops (10,448)", sizes: [100, 200, 400, 800] },
   { name: "web07", file: "web07.trace", format: "int32", description: "cache2k web07: a web server's pages (76,118)", sizes: [75, 300, 1200, 3000] },
   { name: "web12", file: "web12.trace", format: "int32", description: "cache2k web12: a web server's pages (95,607)", sizes: [75, 300, 1200, 3000] },
+  { name: "orm-busy", file: "orm-busy.trace", format: "int32", description: "cache2k orm-busy: an application's object-relational mapper, a busy hour (its first 1,000,000 of 5,000,000)", sizes: [1000, 5000], requests: 1_000_000 },
+  { name: "orm-night", file: "orm-night.trace", format: "int32", description: "cache2k orm-night: the same mapper at night (its first 1,000,000 of 5,000,000)", sizes: [1000, 5000], requests: 1_000_000 },
   { name: "scarab", file: "scarab-recs.trace", format: "int64", description: "scarab recs: a recommender's database (1,245,184); frequency is a negative signal", sizes: [1000, 10000] }
 ]
 
@@ -189,7 +193,7 @@ export const publicTraces = (dir: string): { readonly traces: Array<PublicTrace>
       missing.push(t.file)
       continue
     }
-    traces.push({ name: t.name, description: t.description, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format) })
+    traces.push({ name: t.name, description: t.description, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format).slice(0, t.requests) })
   }
   return { traces, missing }
 }

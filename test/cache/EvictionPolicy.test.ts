@@ -187,6 +187,36 @@ describe("the duel between LRU and W-TinyLFU", () => {
     expect(ours.policies.at(-1)).toBe("w-tinylfu")
     expect(ours.hits).toBeGreaterThan(lruHits(keys, 2_000))
   })
+
+  it("starts as an LRU while the shadows replay everything, as W-TinyLFU once they sample (above 1,024 entries)", () => {
+    const make = (capacity: number) => new Eviction<Entry>({ maximum: capacity, maximumEntries: capacity, onEvict: () => {}, random: prng(1), duelRandom: prng(2) })
+    expect(make(1_024).current).toBe("lru")
+    expect(make(1_025).current).toBe("w-tinylfu")
+  })
+
+  it("keeps W-TinyLFU's window within a fifth of the cache (LRU is the other contender), where alone it climbs further", () => {
+    // Working sets of 1,600 keys, each read round-robin 10 times: the window's ghosts keep asking for more room.
+    const keys = Array.from({ length: 160_000 }, (_, i) => `p${Math.floor(i / 16_000)}-${i % 1_600}`)
+    const widest = (duel: boolean) => {
+      const held = new Map<string, Entry>()
+      const eviction = new Eviction<Entry>({ maximum: 2_000, maximumEntries: duel ? 2_000 : Infinity, onEvict: (e) => held.delete(e.key), random: prng(1), duelRandom: prng(2) })
+      let widest = 0
+      for (const key of keys) {
+        const hash = hashKey(key)
+        const entry = held.get(key)
+        eviction.request(hash, entry)
+        if (entry === undefined) {
+          const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
+          held.set(key, fresh)
+          eviction.put(fresh, 1)
+        }
+        if (!eviction.policy.lru) widest = Math.max(widest, eviction.policy.windowMaximum)
+      }
+      return widest
+    }
+    expect(widest(true)).toBeLessThanOrEqual(400)
+    expect(widest(false)).toBeGreaterThan(400)
+  })
 })
 
 describe("the policy a cache reports", () => {

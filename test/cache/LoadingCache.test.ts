@@ -9,6 +9,7 @@ import { Cache, Cause, Deferred, Duration, Effect, Either, Exit, Fiber, Metric, 
 import * as LoadingCache from "../../src/cache/LoadingCache.js"
 import * as M from "../../src/metrics.js"
 import { countingLookup } from "../support/doubles.js"
+import { eventually, parked } from "../support/eventually.js"
 
 /** The caller's lookup: `key#version` values, "lookup of key failed" errors; counts, holds and fails on demand. */
 const counting = countingLookup({ value: (key, version) => `${key}#${version}`, error: (key) => `lookup of ${key} failed` })
@@ -27,12 +28,6 @@ const setup = (options: Options = {}) =>
     return { cache, lookup }
   })
 
-/** Lets the cache's fibers run until `done` holds (bounded; no clock involved). */
-const eventually = <E>(done: Effect.Effect<boolean, E>) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 1000 && !(yield* done); i++) yield* Effect.yieldNow()
-    expect(yield* done).toBe(true)
-  })
 
 describe("LoadingCache is an Effect Cache", () => {
   it.scoped("can be used wherever a Cache is expected", () =>
@@ -80,7 +75,7 @@ describe("LoadingCache is an Effect Cache", () => {
       for (let i = 0; i < 10; i++) yield* cache.get("a")
       yield* lookup.hold
       const all = yield* Effect.fork(Effect.all(Array.from({ length: 1000 }, () => cache.get("b")), { concurrency: "unbounded" }))
-      yield* Effect.yieldNow()
+      yield* parked(all)
       yield* lookup.release
       expect(new Set(yield* Fiber.join(all)).size).toBe(1)
       expect([lookup.loads.get("a"), lookup.loads.get("b")]).toEqual([1, 1])
@@ -116,7 +111,7 @@ describe("LoadingCache is an Effect Cache", () => {
       expect(lookup.total()).toBe(0)
       yield* lookup.hold
       const loading = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
+      yield* parked(loading)
       const option = yield* Effect.fork(cache.getOption("a"))
       yield* lookup.release
       expect(yield* Fiber.join(option)).toEqual(Option.some("a#1"))
@@ -128,7 +123,7 @@ describe("LoadingCache is an Effect Cache", () => {
       const { cache, lookup } = yield* setup()
       yield* lookup.hold
       const loading = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
+      yield* parked(loading)
       expect(yield* cache.getOptionComplete("a")).toEqual(Option.none())
       yield* lookup.release
       yield* Fiber.join(loading)
@@ -183,7 +178,7 @@ describe("refresh", () => {
       yield* cache.get("a")
       yield* lookup.hold
       const refreshing = yield* Effect.fork(cache.refresh("a"))
-      yield* Effect.yieldNow()
+      yield* parked(refreshing)
       expect(yield* cache.get("a")).toBe("a#1")
       yield* lookup.release
       yield* Fiber.join(refreshing)
@@ -275,7 +270,7 @@ describe("single-flight holds for batches", () => {
       const { cache, lookup } = yield* setup()
       yield* lookup.hold
       const fibers = yield* Effect.all([Effect.fork(cache.get("a")), Effect.fork(cache.getMany(["a", "b", "a"])), Effect.fork(cache.refresh("a"))])
-      yield* Effect.yieldNow()
+      yield* parked(...fibers)
       yield* lookup.release
       for (const f of fibers) yield* Fiber.join(f as Fiber.Fiber<unknown, unknown>)
       expect(lookup.loads.get("a")).toBe(1)
@@ -292,9 +287,9 @@ describe("single-flight holds for batches", () => {
         timeToLive: () => "1 minute"
       })
       const single = yield* Effect.fork(cache.get("b"))
-      yield* Effect.yieldNow()
+      yield* parked(single)
       const many = yield* Effect.fork(cache.getMany(["a", "b", "c", "a"]))
-      yield* Effect.yieldNow()
+      yield* parked(many)
       yield* Deferred.succeed(gate, undefined)
       expect(yield* Fiber.join(single)).toBe("b!")
       expect(yield* Fiber.join(many)).toEqual([Either.right("a*"), Either.right("b!"), Either.right("c*"), Either.right("a*")])
@@ -330,9 +325,9 @@ describe("interruption", () => {
       const { cache, lookup } = yield* setup()
       yield* lookup.hold
       const first = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
+      yield* parked(first)
       const second = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
+      yield* parked(second)
       yield* Fiber.interrupt(first)
       yield* lookup.release
       expect(yield* Fiber.join(second)).toBe("a#1")
@@ -345,7 +340,7 @@ describe("interruption", () => {
       const { cache, lookup } = yield* setup()
       yield* lookup.hold
       const timedOut = yield* Effect.fork(Effect.timeout(cache.get("a"), "1 second"))
-      yield* Effect.yieldNow()
+      yield* parked(timedOut)
       yield* TestClock.adjust("1 second")
       expect(Exit.isFailure(yield* Fiber.await(timedOut))).toBe(true)
       yield* lookup.release
@@ -359,7 +354,7 @@ describe("interruption", () => {
       const { cache, lookup } = yield* setup()
       yield* lookup.hold
       const waiter = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
+      yield* parked(waiter)
       yield* cache.invalidate("a")
       yield* lookup.release
       expect(yield* Fiber.join(waiter)).toBe("a#1")
@@ -373,7 +368,7 @@ describe("interruption", () => {
       const cache = yield* LoadingCache.makeWith({ capacity: 10, lookup: lookup.lookup, timeToLive: () => "1 minute" }).pipe(Scope.extend(scope))
       yield* lookup.hold
       const waiter = yield* Effect.fork(cache.get("a"))
-      yield* Effect.yieldNow()
+      yield* parked(waiter)
       yield* Scope.close(scope, Exit.void)
       const exit = yield* Fiber.await(waiter)
       expect(Exit.isInterrupted(exit)).toBe(true)

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Logger, TestClock } from "effect"
 import * as LoadingCache from "../../src/cache/LoadingCache.js"
+import { until } from "../support/eventually.js"
 
 interface Notice {
   readonly key: string
@@ -26,12 +27,6 @@ const setup = (options: Partial<LoadingCache.LoadingCacheOptions<string, string,
     return { cache, notices }
   })
 
-/** Lets the cache's fibers run until `done` holds (the listener runs in one of them). */
-const until = (done: () => boolean) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 1000 && !done(); i++) yield* Effect.yieldNow()
-    expect(done()).toBe(true)
-  })
 
 describe("the removal listener", () => {
   it.scoped("evicted: a value the bound pushes out", () =>
