@@ -136,6 +136,14 @@ const measure = (backend: Backend, size: number) =>
       const estimate = first.weight?.()
       while (first.weight !== undefined && first.weight() === estimate && performance.now() - t0 < 60_000) await_(yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5))))
       const warmMs = performance.now() - t0
+      // The other sources too: the row measures compiles answered from memory (a large source is read
+      // in pages between SQL-served compiles, which would otherwise be timed instead).
+      for (const d of descriptors.slice(1)) {
+        const manager = yield* Effect.promise(() => runtime.runPromise(Effect.flatMap(ManagerCache, (c) => c.get(d.id))))
+        const before = manager.weight?.()
+        const started = performance.now()
+        while (manager.weight !== undefined && manager.weight() === before && performance.now() - started < 120_000) await_(yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5))))
+      }
       const times: Array<number> = []
       for (const [i, text] of asked.slice(0, n + 10).entries()) {
         const started = performance.now()

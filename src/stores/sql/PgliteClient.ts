@@ -23,7 +23,9 @@ import * as DataDirLock from "./DataDirLock.js"
 import type { DataDirUnavailable } from "../../domain/errors.js"
 import * as PgliteWorkerDatabase from "./PgliteWorkerDatabase.js"
 
-export type { PgliteDatabase } from "./PgliteWorkerDatabase.js"
+import type { PgliteDatabase } from "./PgliteWorkerDatabase.js"
+
+export type { PgliteDatabase }
 
 export interface PgliteClientConfig {
   /** A directory for the data, or "memory://" (the default) for an in-memory database. */
@@ -45,7 +47,7 @@ export interface PgliteClientConfig {
 
 export interface PgliteClientShape extends SqlClient.SqlClient {
   readonly dataDir: string
-  readonly pglite: PgliteWorkerDatabase.PgliteDatabase
+  readonly pglite: PgliteDatabase
 }
 
 const MEMORY = "memory://"
@@ -56,7 +58,7 @@ const MEMORY = "memory://"
  * PGlite touches it and let go after it is closed.
  */
 interface Shared {
-  ready: Promise<PgliteWorkerDatabase.PgliteDatabase>
+  ready: Promise<PgliteDatabase>
   /** False until `ready` has settled. */
   settled: boolean
   users: number
