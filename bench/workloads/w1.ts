@@ -34,6 +34,17 @@ export const fakeEntries = (source: string, n: number, offset: number) =>
     metadata: { displayName: i % 3 === 0 ? "Pantheon" : `user${i % 5}`, type: "chat" }
   }))
 
+/** A caller's manager over fixed entries: its 10 newest, and 5 "relevant" ones (none for the image query). */
+export const fakeManager = (name: string): DualStoreManagerLike => {
+  const recent = fakeEntries(name, 10, 0).reverse()
+  const relevant = fakeEntries(name, 5, 100)
+  return {
+    name,
+    getMostRecent: async (limit = 10) => recent.slice(0, limit),
+    getMostRelevant: async (_q, limit, where) => (where?.type === "image" ? [] : relevant.slice(0, limit))
+  }
+}
+
 /** Opening the 16 managers as the Pantheon adapter does: each open costs OPEN_MS (run in parallel). */
 const makeGetStoreManagers = () => {
   const counter = { calls: 0 }
@@ -42,15 +53,7 @@ const makeGetStoreManagers = () => {
     return Promise.all(
       Array.from({ length: SOURCES }, async (_, s) => {
         await sleep(OPEN_MS)
-        const name = `source-${s}`
-        const recent = fakeEntries(name, 10, 0).reverse()
-        const relevant = fakeEntries(name, 5, 100)
-        return {
-          name,
-          getMostRecent: async (limit = 10) => recent.slice(0, limit),
-          getMostRelevant: async (_q: ReadonlyArray<string>, limit: number, where?: Record<string, unknown>) =>
-            where?.type === "image" ? [] : relevant.slice(0, limit)
-        }
+        return fakeManager(`source-${s}`)
       })
     )
   }

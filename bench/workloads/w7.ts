@@ -74,7 +74,16 @@ const readFloor = (sql: SqlClient.SqlClient, d: SqlSourceDescriptor) =>
       )
   )
 
-const await_ = (_: unknown) => undefined
+/**
+ * Resolves once a manager answers from memory: at once unless it weighs its background estimate
+ * (only a source above the store's background threshold is still being read); 120 s at most.
+ */
+const inMemory = async (manager: { readonly weight?: () => number }) => {
+  const estimate = manager.weight?.()
+  if (estimate === undefined || estimate <= BACKGROUND_READ_BYTES) return
+  const started = performance.now()
+  while (manager.weight!() === estimate && performance.now() - started < 120_000) await new Promise((r) => setTimeout(r, 5))
+}
 
 const rssMb = () => round(process.memoryUsage().rss / 1024 / 1024, 0)
 const recall = (got: ReadonlyArray<{ text: unknown }>, exact: ReadonlyArray<{ text: unknown }>) => {
@@ -135,17 +144,12 @@ const measure = (backend: Backend, size: number) =>
       const first = yield* Effect.promise(() => runtime.runPromise(Effect.flatMap(ManagerCache, (c) => c.get(descriptors[0]!.id))))
       const loadMs = performance.now() - t0
       // A large source is read in the background: how long until it answers from memory.
-      const estimate = first.weight?.()
-      while (first.weight !== undefined && first.weight() === estimate && performance.now() - t0 < 60_000) await_(yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5))))
+      yield* Effect.promise(() => inMemory(first))
       const warmMs = performance.now() - t0
       // The other sources too: the row measures compiles answered from memory (a large source is read
       // in pages between SQL-served compiles, which would otherwise be timed instead).
       for (const d of descriptors.slice(1)) {
-        const manager = yield* Effect.promise(() => runtime.runPromise(Effect.flatMap(ManagerCache, (c) => c.get(d.id))))
-        const before = manager.weight?.()
-        const started = performance.now()
-        // Only a source above the store's background threshold (8 MiB by default) is still being read.
-        while (before !== undefined && before > BACKGROUND_READ_BYTES && manager.weight!() === before && performance.now() - started < 120_000) await_(yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5))))
+        yield* Effect.promise(async () => inMemory(await runtime.runPromise(Effect.flatMap(ManagerCache, (c) => c.get(d.id)))))
       }
       const times: Array<number> = []
       for (const [i, text] of asked.slice(0, n + 10).entries()) {

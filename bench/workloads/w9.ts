@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 import { makePantheonPersistenceAdapter } from "../../src/promise/makePantheonPersistenceAdapter.js"
 import { results, table } from "../lib/report.js"
 import { percentile, round } from "../lib/workload.js"
-import { fakeEntries } from "./w1.js"
+import { fakeManager } from "./w1.js"
 
 export const SIZES = [100, 1000, 4000]
 
@@ -29,16 +29,7 @@ interface Row {
 
 /** One size, in this process. */
 const measure = async (sources: number): Promise<Row> => {
-  const managers = Array.from({ length: sources }, (_, s) => {
-    const name = `source-${s}`
-    const recent = fakeEntries(name, 10, 0).reverse()
-    const relevant = fakeEntries(name, 5, 100)
-    return {
-      name,
-      getMostRecent: async (limit = 10) => recent.slice(0, limit),
-      getMostRelevant: async (_q: ReadonlyArray<string>, limit: number, where?: Record<string, unknown>) => (where?.type === "image" ? [] : relevant.slice(0, limit))
-    }
-  })
+  const managers = Array.from({ length: sources }, (_, s) => fakeManager(`source-${s}`))
   const adapter = makePantheonPersistenceAdapter({ getStoreManagers: async () => managers })
   const request = { texts: ["what did we decide about the deploy?"], sources: managers.map((m) => ({ id: m.name })) }
   try {
