@@ -5,7 +5,7 @@ import { Either, ParseResult, Schema } from "effect"
 import { InvalidCompileRequest } from "./errors.js"
 import { isImageType, matches, parseFilter } from "./filter.js"
 import { CompileRequest, type Message, type NormalizedRequest, type Role, type StoreEntry, type Where } from "./schemas.js"
-import { timestampMs } from "./time.js"
+import { isoTime, timestampMs } from "./time.js"
 
 export { timestampMs }
 
@@ -48,7 +48,8 @@ export const safeString = (value: unknown): string | undefined => {
 export const defaultResolveName = (meta: Metadata): string =>
   safeString(meta.displayName || meta.name || meta.id || "Unknown") ?? "Unknown"
 
-export const defaultFormatTime = (ms: number): string => new Date(ms).toISOString()
+/** The time as ISO 8601 in UTC (`Date.prototype.toISOString`'s text). */
+export const defaultFormatTime = (ms: number): string => isoTime(ms)
 
 export const defaultResolvers: Resolvers = {
   resolveRole: defaultResolveRole,
@@ -287,7 +288,8 @@ export const toMessage = (
   if (isAssistant && !isThought) return { role, content: text }
   const formatted = attempt(() => resolvers.formatTime(ms), (e) => onResolverError("formatTime", e))
   const time = typeof formatted === "string" ? formatted : defaultFormatTime(ms)
-  return { role, content: `${name} ${isThought ? "thought" : "said"} (${time}): ${text}` }
+  // Joined rather than concatenated: a flat string, which the token count's cache key hashes without copying it first.
+  return { role, content: [name, isThought ? " thought (" : " said (", time, "): ", text].join("") }
 }
 
 /** A chat message's tokens as a model counts them: its content plus the message's own framing (role, separators). */

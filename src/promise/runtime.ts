@@ -16,7 +16,7 @@
  * - **dispose** ends the calls still running first (they reject with `AdapterDisposed`), then
  *   closes the layers; later calls reject with `AdapterDisposed`.
  */
-import { Cause, Clock, Duration, Effect, Exit, Layer, ManagedRuntime, Runtime } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, type Fiber, FiberId, Layer, ManagedRuntime, Runtime } from "effect"
 import { AdapterDisposed, UnexpectedError } from "../domain/errors.js"
 
 /** Effect's timer scheduler, with timers that do not keep the process alive. */
@@ -75,8 +75,8 @@ export const makeFacadeRuntime = <R>(layer: Layer.Layer<R, unknown>): FacadeRunt
   const withClock = Layer.provide(layer, Layer.setClock(unrefClock))
   let runtime = ManagedRuntime.make(withClock)
   let disposed = false
-  /** The calls still running, each with the controller that dispose() aborts. */
-  const running = new Map<AbortController, Promise<unknown>>()
+  /** The calls still running, each on its own fiber, which dispose() interrupts. */
+  const running = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
 
   // One timer, ref'd while anything runs: a pending call is never cut short by the process exiting.
   let busy = 0
@@ -103,22 +103,40 @@ export const makeFacadeRuntime = <R>(layer: Layer.Layer<R, unknown>): FacadeRunt
     return exit
   }
 
+  /** The builds of the runtime that calls await (dispose waits for them before it closes the layers). */
+  const builds = new Set<Promise<unknown>>()
+  const starting = <A>(build: Promise<A>): Promise<A> => {
+    builds.add(build)
+    return build.finally(() => builds.delete(build))
+  }
+
+  /** Runs the effect on its own fiber, kept in `running` until it ends; `signal` interrupts it. */
+  const fork = <A>(rt: Runtime.Runtime<R>, effect: Effect.Effect<A, unknown, R>, signal?: AbortSignal): Promise<Exit.Exit<A, unknown>> =>
+    new Promise((resolve) => {
+      const fiber = Runtime.runFork(rt)(effect)
+      running.add(fiber)
+      fiber.addObserver((exit) => {
+        running.delete(fiber)
+        resolve(exit)
+      })
+      if (signal === undefined) return
+      const onAbort = () => fiber.unsafeInterruptAsFork(FiberId.none)
+      if (signal.aborted) return onAbort()
+      signal.addEventListener("abort", onAbort, { once: true })
+      fiber.addObserver(() => signal.removeEventListener("abort", onAbort))
+    })
+
   const run = async <A>(operation: string, effect: Effect.Effect<A, unknown, R>, signal?: AbortSignal): Promise<A> => {
     if (disposed) throw new AdapterDisposed()
     hold()
-    const own = new AbortController()
-    const forward = () => own.abort(signal?.reason)
-    signal?.addEventListener("abort", forward, { once: true })
-    if (signal?.aborted) forward()
-    const pending = built().then((rt) =>
-      Exit.isSuccess(rt) ? Runtime.runPromiseExit(rt.value)(effect, { signal: own.signal }) : (rt as Exit.Exit<never, unknown>)
-    )
-    running.set(own, pending)
-    const exit = await pending.finally(() => {
-      running.delete(own)
-      signal?.removeEventListener("abort", forward)
+    let exit: Exit.Exit<A, unknown>
+    try {
+      const rt = ready ?? (await starting(built()))
+      // dispose() may have begun while the runtime was being built: the call never starts.
+      exit = Exit.isFailure(rt) ? (rt as Exit.Exit<never, unknown>) : disposed ? Exit.interrupt(FiberId.none) : await fork(rt.value, effect, signal)
+    } finally {
       release()
-    })
+    }
     if (Exit.isSuccess(exit)) return exit.value
     if (signal?.aborted) throw signal.reason ?? new UnexpectedError({ operation, cause: "aborted" })
     // dispose() interrupted it: that is the caller's own doing, and says so.
@@ -134,8 +152,10 @@ export const makeFacadeRuntime = <R>(layer: Layer.Layer<R, unknown>): FacadeRunt
     hold()
     try {
       // The calls still running end first (rejecting with AdapterDisposed), while the layers they use are still up.
-      for (const own of running.keys()) own.abort()
-      await Promise.allSettled(running.values())
+      await Promise.allSettled([...builds])
+      const calls = [...running]
+      calls.forEach((fiber) => fiber.unsafeInterruptAsFork(FiberId.none))
+      await Promise.all(calls.map((fiber) => new Promise((resolve) => fiber.addObserver(resolve))))
       await runtime.dispose()
     } finally {
       release()

@@ -194,7 +194,10 @@ export const make = (options: CompilerOptions = {}) =>
       let images: Array<ReadonlyArray<StoreEntry>> = []
       if (seeds.length > 0) {
         // A source that failed its recent query is not asked again in this compile (it would cost another deadline).
-        const answering = matched.flatMap((m, i) => (state.skipped.has(m.source.id) ? [] : [{ ...m, recent: recentBlocks[i]! }]))
+        const answering: Array<Matched & { readonly recent: ReadonlyArray<StoreEntry> }> = []
+        matched.forEach((m, i) => {
+          if (!state.skipped.has(m.source.id)) answering.push({ source: m.source, manager: m.manager, recent: recentBlocks[i]! })
+        })
         // Our stores are told the question (the caller's texts lead; without them, the seeds) and the
         // recent block they already gave, which spends no relevance slot; the caller's managers get
         // the reference's call. The image query's own `type` is the store's to match (any case).
