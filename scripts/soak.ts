@@ -4,11 +4,17 @@
  * go, a lock left by a dead process reclaimed, a Promise facade disposed under a running compile,
  * which must reject with AdapterDisposed, a source that never answers within queryTimeout, which
  * must be listed by the health report, and one compile over 2,000 caller sources, which must answer
- * every one), printing compiles, errors, RSS and heap every 10 s. Exits 1 if any operation
- * failed or if memory trends upward (the heap's least-squares slope over the second half of the run
- * above 1 MiB a minute, after collections).
+ * every one, an embedded database whose worker dies in the middle of a statement that never ends,
+ * which must fail that statement and the next with a SqlError while the event loop keeps turning,
+ * and a file with a NUL character and a duplicate id, which ingest must refuse with both line
+ * numbers), printing compiles, errors, RSS, heap and the longest event-loop gap every 10 s. Exits 1
+ * if any operation failed, if memory trends upward (the heap's least-squares slope over the second
+ * half of the run above 1 MiB a minute, after collections), or if the event loop ever stood still
+ * for 2 s (the embedded store's work runs on its worker thread).
  */
-import { Effect, Layer, ManagedRuntime } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
+import { Effect, Either, Fiber, Layer, ManagedRuntime } from "effect"
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -22,7 +28,9 @@ import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { StoreEvents } from "../src/services/StoreEvents.js"
 import { makePantheonPersistenceAdapter } from "../src/promise/makePantheonPersistenceAdapter.js"
+import { parseJsonl } from "../src/cli/ingest.js"
 import { LOCK_FILE, lock, STALE_AFTER_MS } from "../src/stores/sql/DataDirLock.js"
+import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
 
 setFlagsFromString("--expose-gc")
@@ -40,6 +48,8 @@ const arg = (name: string, fallback: number) => {
 const minutes = arg("minutes", 1)
 const SOURCES = 8
 const SLOPE_LIMIT = 1024 * 1024 // bytes of heap a minute
+const GAP_LIMIT_MS = 2000 // the event loop standing still this long is a freeze
+const FAULTS = 6
 
 // Small caches, so that they are full within seconds: what grows after that is a leak, not a cache filling up.
 const runtime = ManagedRuntime.make(
@@ -58,7 +68,7 @@ const fault = async (i: number) => {
   const check = (ok: boolean, what: string) => {
     if (!ok) throw new Error(what)
   }
-  if (i % 4 === 0) {
+  if (i % FAULTS === 0) {
     // A lock left by a process on another host that stopped beating: reclaimed, then let go.
     writeFileSync(join(lockDir, LOCK_FILE), JSON.stringify({ pid: 7, host: `gone-${hostname()}`, token: "gone" }))
     const when = new Date(Date.now() - STALE_AFTER_MS - 1000)
@@ -66,7 +76,7 @@ const fault = async (i: number) => {
     const release = await lock(lockDir, 0)
     release()
     check(!existsSync(join(lockDir, LOCK_FILE)), "the lock was not let go")
-  } else if (i % 4 === 2) {
+  } else if (i % FAULTS === 2) {
     // A source that never answers in time: the compiles go on without it, and it is reported.
     const never = Effect.never
     const slow = ManagedRuntime.make(
@@ -81,7 +91,7 @@ const fault = async (i: number) => {
     } finally {
       await slow.dispose()
     }
-  } else if (i % 4 === 3) {
+  } else if (i % FAULTS === 3) {
     // One compile over 2,000 caller sources (more than the manager cache holds): every source answers.
     const managers = Array.from({ length: 2000 }, (_, s) => ({
       name: `many-${s}`,
@@ -95,6 +105,34 @@ const fault = async (i: number) => {
     } finally {
       await adapter.dispose()
     }
+  } else if (i % FAULTS === 4) {
+    // The embedded database's worker dies under a statement that never ends: that statement and
+    // the next fail with a SqlError saying so, and the event loop turned meanwhile.
+    const outcome = await Effect.runPromise(
+      Effect.scoped(Effect.provide(
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const client = yield* PgliteClient
+          const running = yield* Effect.fork(Effect.either(sql.unsafe("WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t")))
+          let turns = 0
+          while (turns < 50) yield* Effect.promise(() => new Promise((r) => setImmediate(() => r(turns++))))
+          yield* Effect.promise(() => client.pglite.terminate())
+          const first = yield* Fiber.join(running)
+          const next = yield* Effect.either(sql`SELECT 1`)
+          return { first, next, turns }
+        }),
+        PgliteClient.layer({ dataDir: "memory://" })
+      ))
+    )
+    const failedSaying = (e: Either.Either<unknown, unknown>) => Either.isLeft(e) && e.left instanceof SqlError && /worker/.test(e.left.message)
+    check(failedSaying(outcome.first) && failedSaying(outcome.next), `a dead worker's statements ended as ${String(outcome.first)} and ${String(outcome.next)}`)
+  } else if (i % FAULTS === 5) {
+    // A file with a NUL character and a duplicate id: refused before anything is written, naming the lines.
+    const line = (id: string, text: string) => JSON.stringify({ id, text, timestamp: 1_700_000_000_000, metadata: {} })
+    const nul = parseJsonl([line("a", "fine"), line("b", "nul \u0000 here")].join("\n"), "soak.jsonl")
+    check(Either.isLeft(nul) && /soak\.jsonl:2\b/.test(nul.left.message) && /NUL/.test(nul.left.message), `a NUL character was ${Either.isLeft(nul) ? `refused as "${nul.left.message}"` : "accepted"}`)
+    const twice = parseJsonl([line("a", "one"), line("b", "two"), line("a", "three")].join("\n"), "soak.jsonl")
+    check(Either.isLeft(twice) && /\b1\b/.test(twice.left.message) && /\b3\b/.test(twice.left.message), `a duplicate id was ${Either.isLeft(twice) ? `refused as "${twice.left.message}"` : "accepted"}`)
   } else {
     const adapter = makePantheonPersistenceAdapter({
       getStoreManagers: async () => [{ name: "stuck", getMostRecent: () => new Promise<Array<unknown>>(() => {}), getMostRelevant: async () => [] }]
@@ -111,6 +149,16 @@ const fault = async (i: number) => {
   counters.faults++
 }
 const samples: Array<{ t: number; heap: number; rss: number }> = []
+
+/** The longest gap between two ticks of a 100 ms timer since the last sample, and over the run. */
+const gaps = { last: performance.now(), sinceSample: 0, longest: 0 }
+const ticker = setInterval(() => {
+  const now = performance.now()
+  const gap = now - gaps.last - 100
+  gaps.last = now
+  gaps.sinceSample = Math.max(gaps.sinceSample, gap)
+  gaps.longest = Math.max(gaps.longest, gap)
+}, 100)
 
 const seed = Effect.gen(function* () {
   const store = yield* SqlStore
@@ -143,7 +191,8 @@ const sample = (started: number) => {
   const { heapUsed, rss } = process.memoryUsage()
   samples.push({ t: (Date.now() - started) / 60_000, heap: heapUsed, rss })
   const mb = (n: number) => (n / 1024 / 1024).toFixed(1)
-  console.log(`${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  compiles ${counters.compiles}  writes ${counters.writes}  invalidations ${counters.invalidations}  faults ${counters.faults}  errors ${counters.errors}  rss ${mb(rss)} MB  heap ${mb(heapUsed)} MB`)
+  console.log(`${((Date.now() - started) / 1000).toFixed(0).padStart(5)} s  compiles ${counters.compiles}  writes ${counters.writes}  invalidations ${counters.invalidations}  faults ${counters.faults}  errors ${counters.errors}  rss ${mb(rss)} MB  heap ${mb(heapUsed)} MB  longest loop gap ${Math.max(0, gaps.sinceSample).toFixed(0)} ms`)
+  gaps.sinceSample = 0
 }
 
 /** Least-squares slope of heap against minutes. */
@@ -177,14 +226,16 @@ for (let i = 0; Date.now() - started < minutes * 60_000; i++) {
   }
 }
 sample(started)
+clearInterval(ticker)
 await runtime.dispose()
 rmSync(lockDir, { recursive: true, force: true })
 
 const secondHalf = samples.slice(Math.floor(samples.length / 2))
 const trend = secondHalf.length >= 3 ? slope(secondHalf) : 0
 console.log(`heap trend over the second half: ${(trend / 1024).toFixed(0)} KiB a minute (limit ${SLOPE_LIMIT / 1024} KiB)`)
-if (counters.errors > 0 || trend > SLOPE_LIMIT) {
-  console.error(`soak failed: ${counters.errors} errors${trend > SLOPE_LIMIT ? ", memory trends upward" : ""}`)
+console.log(`longest event-loop gap: ${Math.max(0, gaps.longest).toFixed(0)} ms (limit ${GAP_LIMIT_MS} ms)`)
+if (counters.errors > 0 || trend > SLOPE_LIMIT || gaps.longest > GAP_LIMIT_MS) {
+  console.error(`soak failed: ${counters.errors} errors${trend > SLOPE_LIMIT ? ", memory trends upward" : ""}${gaps.longest > GAP_LIMIT_MS ? ", the event loop stood still" : ""}`)
   process.exit(1)
 }
-console.log(`soak passed: ${counters.compiles} compiles, ${counters.writes} writes, ${counters.invalidations} invalidations, ${counters.faults} faults, no errors, flat memory`)
+console.log(`soak passed: ${counters.compiles} compiles, ${counters.writes} writes, ${counters.invalidations} invalidations, ${counters.faults} faults, no errors, flat memory, no freeze`)

@@ -90,3 +90,38 @@ export const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) =>
   const turn = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(turn))
 })
+
+/** The work waiting for a turn of its own (`inTurnOfItsOwn`), first come first served. */
+const waitingForTurn: Array<() => void> = []
+let turnScheduled = false
+const nextTurn = () => {
+  const task = waitingForTurn.shift()
+  // An immediate set from inside one runs in the next iteration of the loop, past its timers and I/O.
+  if (waitingForTurn.length > 0) setImmediate(nextTurn)
+  else turnScheduled = false
+  task?.()
+}
+
+/**
+ * Runs `f` (long synchronous work: a search over a large source) in a turn of the event loop of its
+ * own: at most one such piece a turn, the others waiting in order for the next turns, so that
+ * timers, I/O and signals are served between any two of them. Interrupted while it waits, `f` does
+ * not run.
+ */
+export const inTurnOfItsOwn = <A>(f: () => A): Effect.Effect<A> =>
+  Effect.async<A>((resume) => {
+    let cancelled = false
+    waitingForTurn.push(() => {
+      if (cancelled) return
+      try {
+        resume(Effect.succeed(f()))
+      } catch (e) {
+        resume(Effect.die(e))
+      }
+    })
+    if (!turnScheduled) {
+      turnScheduled = true
+      setImmediate(nextTurn)
+    }
+    return Effect.sync(() => void (cancelled = true))
+  })

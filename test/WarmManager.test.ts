@@ -148,6 +148,25 @@ describe("WarmIndex", () => {
     expect(found.map((e) => e.id)).toEqual(["q", "a", "far1"])
   })
 
+  it("keeps the time order through writes between reads: new rows, rewritten rows moved in time, ties by id", () => {
+    const index = new WarmIndex(8)
+    const held = new Map<string, number>()
+    let seq = 0
+    const put = (id: string, ts: number) => {
+      held.set(id, ts)
+      index.upsert({ id, text: `text ${id}`, ts, metadata: {}, seq: ++seq }, featureHashingVector(`text ${id}`, 8), terms(`text ${id}`))
+    }
+    const newestFirst = () =>
+      [...held].sort(([a, ta], [b, tb]) => tb - ta || (b > a ? 1 : b < a ? -1 : 0)).map(([id]) => `text ${id}`)
+    for (let round = 0; round < 40; round++) {
+      // Each round: a few new rows and a few rewrites (older, newer or the same time), ties on purpose.
+      for (let k = 0; k < 1 + (round % 7); k++) put(`n${round}-${k}`, Math.floor(random() * 50))
+      for (let k = 0; k < round % 4 && held.size > 0; k++) put([...held.keys()][Math.floor(random() * held.size)]!, Math.floor(random() * 50))
+      if (round % 3 === 0) index.settle()
+      expect(texts(index.recent(held.size, ALL))).toEqual(newestFirst())
+    }
+  })
+
   it("filters by equality, images in any case, and orders recent entries by time then id, newest first", () => {
     const index = new WarmIndex(16)
     const put = (id: string, ts: number, metadata: Record<string, unknown>, seq: number) =>

@@ -1,10 +1,11 @@
 /**
  * `allWithin`: a round of effects under one deadline (TestClock's, and a real one), the first failure,
- * and interruption of the caller, each stopping what is still running.
+ * and interruption of the caller, each stopping what is still running; `inTurnOfItsOwn`: one piece of
+ * long work a turn of the event loop.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, TestClock } from "effect"
-import { allWithin } from "../src/concurrency.js"
+import { allWithin, inTurnOfItsOwn } from "../src/concurrency.js"
 import { eventually, until } from "./support/eventually.js"
 
 /** Effects that never finish, counting those that started and those interrupted. */
@@ -74,5 +75,31 @@ describe("allWithin", () => {
       const values = yield* allWithin([Effect.succeed(1), Effect.never], Duration.millis(30))
       expect(values).toEqual([Option.some(1), Option.none()])
       expect(Date.now() - started).toBeGreaterThanOrEqual(25)
+    }))
+})
+
+describe("inTurnOfItsOwn", () => {
+  it.live("runs each piece of work in an iteration of the event loop of its own, in order; a value, a throw and an interrupt each as they should", () =>
+    Effect.gen(function* () {
+      // A ticker that moves on once an iteration (an immediate set from an immediate runs in the next one).
+      const loop = { iteration: 0, running: true }
+      const tick = () => {
+        loop.iteration++
+        if (loop.running) setImmediate(tick)
+      }
+      setImmediate(tick)
+      const ran: Array<[string, number]> = []
+      const work = (name: string) => inTurnOfItsOwn(() => (ran.push([name, loop.iteration]), name))
+      const skipped = yield* Effect.fork(inTurnOfItsOwn(() => ran.push(["interrupted", loop.iteration])))
+      yield* Fiber.interrupt(skipped)
+      const values = yield* Effect.all([work("a"), work("b"), work("c"), work("d")], { concurrency: "unbounded" })
+      const thrown = yield* Effect.exit(inTurnOfItsOwn(() => {
+        throw new Error("boom")
+      }))
+      loop.running = false
+      expect(values).toEqual(["a", "b", "c", "d"])
+      expect(ran.map(([name]) => name)).toEqual(["a", "b", "c", "d"])
+      expect(new Set(ran.map(([, iteration]) => iteration)).size).toBe(4)
+      expect(Exit.isFailure(thrown) && Exit.causeOption(thrown).pipe(Option.map((c) => String(c)), Option.getOrElse(() => ""))).toMatch(/boom/)
     }))
 })

@@ -183,8 +183,8 @@ const parse = (bytes: Buffer, format: Format): Array<string> => {
   return keys
 }
 
-/** The traces found in `dir` (as named in `TRACE_FILES`), and the names of those missing. */
-export const publicTraces = (dir: string): { readonly traces: Array<PublicTrace>; readonly missing: Array<string> } => {
+/** The traces found in `dir` (as named in `TRACE_FILES`; `whole`: every request, not the bench's first ones), and the names of those missing. */
+export const publicTraces = (dir: string, whole = false): { readonly traces: Array<PublicTrace>; readonly missing: Array<string> } => {
   const traces: Array<PublicTrace> = []
   const missing: Array<string> = []
   for (const t of TRACE_FILES) {
@@ -193,7 +193,7 @@ export const publicTraces = (dir: string): { readonly traces: Array<PublicTrace>
       missing.push(t.file)
       continue
     }
-    traces.push({ name: t.name, description: t.description, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format).slice(0, t.requests) })
+    traces.push({ name: t.name, description: whole ? t.description.replace(/its first [\d,]+ of ([\d,]+)/, "all $1") : t.description, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format).slice(0, whole ? undefined : t.requests) })
   }
   return { traces, missing }
 }

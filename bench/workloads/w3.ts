@@ -78,7 +78,8 @@ const publicRows = async () => {
     console.log(`w3: the public traces' rows are skipped: extract ${TRACE_FILES.map((t) => t.file).join(", ")} from ${TRACE_SOURCE} (gunzip/unxz) into a directory and pass --traces <dir> (or set PANTHEON_TRACES)\n`)
     return undefined
   }
-  const { traces: found, missing } = publicTraces(dir)
+  // W3_WHOLE_TRACES=1 replays the long traces whole (the ORM traces: 5,000,000 requests each, some minutes).
+  const { traces: found, missing } = publicTraces(dir, process.env.W3_WHOLE_TRACES === "1")
   if (missing.length > 0) console.log(`w3: not in ${dir}, skipped: ${missing.join(", ")}\n`)
   const rows: Array<Record<string, unknown>> = []
   const curves: Record<string, Record<string, Record<string, number>>> = {}
