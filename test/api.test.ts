@@ -1,6 +1,6 @@
 /**
- * The public API, as a consumer's compiler sees it: the report of what src/index.ts exports
- * (api/pantheon-persistence.api.md, from the emitted declarations) must match the committed one, and
+ * The public API, as a consumer's compiler sees it: the reports of what src/index.ts and src/cli/index.ts export
+ * (api/pantheon-persistence.api.md and api/pantheon-persistence-cli.api.md, from the emitted declarations) must match the committed ones, and
  * every type a public signature names must be exported. After a deliberate change: `npm run api:update`.
  */
 import { describe, expect, it } from "vitest"

@@ -18,15 +18,16 @@ export const quiet = process.argv.includes("--quiet")
 export const withoutGlobalFlags = (argv: ReadonlyArray<string>): Array<string> =>
   argv.filter((arg) => !(globalFlags as ReadonlyArray<string>).includes(arg))
 
-interface Stream {
+/** What `showsProgress` and `showsColor` read of an output stream (`process.stdout`, `process.stderr`). */
+export interface TerminalStream {
   readonly isTTY?: boolean
 }
 
 /** A terminal that can take escape codes (not a pipe, not a file, not TERM=dumb). */
-const isTerminal = (stream: Stream) => stream.isTTY === true && process.env.TERM !== "dumb"
+const isTerminal = (stream: TerminalStream) => stream.isTTY === true && process.env.TERM !== "dumb"
 
 /** Live progress (redrawn lines) on `stream`: on a terminal, unless `--quiet`. */
-export const showsProgress = (stream: Stream): boolean => isTerminal(stream) && !quiet
+export const showsProgress = (stream: TerminalStream): boolean => isTerminal(stream) && !quiet
 
 /** Colour on `stream`: on a terminal, unless NO_COLOR is set to anything (no-color.org). */
-export const showsColor = (stream: Stream): boolean => isTerminal(stream) && (process.env.NO_COLOR ?? "") === ""
+export const showsColor = (stream: TerminalStream): boolean => isTerminal(stream) && (process.env.NO_COLOR ?? "") === ""
