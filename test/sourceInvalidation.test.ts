@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { Invalidated } from "../src/domain/events.js"
 import { managersBackend } from "../src/layers/backends.js"
+import { health } from "../src/layers/health.js"
 import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { makePantheonPersistenceAdapter } from "../src/promise/makePantheonPersistenceAdapter.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
@@ -61,6 +62,8 @@ describe("invalidating a source served by two managers with one name", () => {
     Effect.gen(function* () {
       yield* compileAll
       expect(yield* heldSources).toEqual(["chat", "chat", "notes"])
+      // The health report counts sources (ids), not managers.
+      expect((yield* health).store).toMatchObject({ reachable: true, sources: 2, managers: 3 })
       yield* Effect.flatMap(StoreEvents, (events) => events.publish(Invalidated.make({ id: "chat" })))
       expect(yield* heldSources).toEqual(["notes"])
 

@@ -20,7 +20,7 @@ export const health = Effect.gen(function* () {
   const ok = Either.isRight(catalog) && listener
   return {
     status: ok ? ("ok" as const) : ("degraded" as const),
-    store: Either.isRight(catalog) ? { reachable: true, sources: catalog.right.descriptors.length, listener } : { reachable: false, error: catalog.left.message, listener },
+    store: Either.isRight(catalog) ? { reachable: true, sources: catalog.right.sources.length, managers: catalog.right.descriptors.length, listener } : { reachable: false, error: catalog.left.message, listener },
     cache: yield* cache.stats,
     slowSources: yield* slow.report
   }
