@@ -6,8 +6,9 @@
  * must be listed by the health report, and one compile over 2,000 caller sources, which must answer
  * every one, an embedded database whose worker dies in the middle of a statement that never ends,
  * which must fail that statement and the next with a SqlError while the event loop keeps turning,
- * and a file with a NUL character and a duplicate id, which ingest must refuse with both line
- * numbers), printing compiles, errors, RSS, heap and the longest event-loop gap every 10 s. Exits 1
+ * a file with a NUL character and a duplicate id, which ingest must refuse with both line
+ * numbers, and a SIGTERM to the command line's ingest of 5,000 lines once it holds the data
+ * directory, which must exit 143 saying nothing was written, with nothing written), printing compiles, errors, RSS, heap and the longest event-loop gap every 10 s. Exits 1
  * if any operation failed, if memory trends upward (the heap's least-squares slope over the second
  * half of the run above 1 MiB a minute, after collections), or if the event loop ever stood still
  * for 2 s (the embedded store's work runs on its worker thread).
@@ -15,9 +16,11 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, Fiber, Layer, ManagedRuntime } from "effect"
+import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { Invalidated } from "../src/domain/events.js"
@@ -28,7 +31,7 @@ import { PersistenceAdapterLive } from "../src/layers/PersistenceAdapterLive.js"
 import { ContextCompiler } from "../src/services/ContextCompiler.js"
 import { StoreEvents } from "../src/services/StoreEvents.js"
 import { makePantheonPersistenceAdapter } from "../src/promise/makePantheonPersistenceAdapter.js"
-import { parseJsonl } from "../src/cli/ingest.js"
+import { INTERRUPTED, parseJsonl } from "../src/cli/ingest.js"
 import { LOCK_FILE, lock, STALE_AFTER_MS } from "../src/stores/sql/DataDirLock.js"
 import { PgliteClient } from "../src/stores/sql/PgliteClient.js"
 import { SqlStore } from "../src/stores/sql/SqlStore.js"
@@ -46,10 +49,11 @@ const arg = (name: string, fallback: number) => {
   return value
 }
 const minutes = arg("minutes", 1)
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 const SOURCES = 8
 const SLOPE_LIMIT = 1024 * 1024 // bytes of heap a minute
 const GAP_LIMIT_MS = 2000 // the event loop standing still this long is a freeze
-const FAULTS = 6
+const FAULTS = 7
 
 // Small caches, so that they are full within seconds: what grows after that is a leak, not a cache filling up.
 const runtime = ManagedRuntime.make(
@@ -133,6 +137,28 @@ const fault = async (i: number) => {
     check(Either.isLeft(nul) && /soak\.jsonl:2\b/.test(nul.left.message) && /NUL/.test(nul.left.message), `a NUL character was ${Either.isLeft(nul) ? `refused as "${nul.left.message}"` : "accepted"}`)
     const twice = parseJsonl([line("a", "one"), line("b", "two"), line("a", "three")].join("\n"), "soak.jsonl")
     check(Either.isLeft(twice) && /\b1\b/.test(twice.left.message) && /\b3\b/.test(twice.left.message), `a duplicate id was ${Either.isLeft(twice) ? `refused as "${twice.left.message}"` : "accepted"}`)
+  } else if (i % FAULTS === 6) {
+    // SIGTERM to the command line's ingest once it holds the data directory: exit 143, nothing written.
+    const data = join(lockDir, `signal-${i}`)
+    const file = join(lockDir, "signal.jsonl")
+    writeFileSync(file, Array.from({ length: 5000 }, (_, k) => JSON.stringify({ id: `s${k}`, text: sentence(8), timestamp: 1_700_000_000_000 + k })).join("\n"))
+    const cli = (args: ReadonlyArray<string>) => spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } })
+    const ended = (child: ReturnType<typeof cli>) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        let out = ""
+        child.stdout.on("data", (b: Buffer) => (out += b.toString()))
+        child.stderr.on("data", (b: Buffer) => (out += b.toString()))
+        child.once("exit", (code) => resolve({ code, out }))
+      })
+    const ingesting = cli(["ingest", file, "--source", "signalled", "--data-dir", data])
+    const result = ended(ingesting)
+    while (!existsSync(join(data, LOCK_FILE)) && ingesting.exitCode === null) await new Promise((r) => setTimeout(r, 10))
+    ingesting.kill("SIGTERM")
+    const { code, out } = await result
+    check(code === 143 && out.includes(INTERRUPTED), `an ingest under SIGTERM ended with ${code}: ${out.trim().split("\n").pop()}`)
+    const listed = await ended(cli(["sources", "--data-dir", data]))
+    check(listed.code === 0 && !listed.out.includes("signalled"), `after the SIGTERM, sources said (${listed.code}): ${listed.out.trim()}`)
+    rmSync(data, { recursive: true, force: true })
   } else {
     const adapter = makePantheonPersistenceAdapter({
       getStoreManagers: async () => [{ name: "stuck", getMostRecent: () => new Promise<Array<unknown>>(() => {}), getMostRelevant: async () => [] }]
