@@ -1,6 +1,6 @@
 /**
  * npm run soak -- --minutes N: compiles, writes and invalidations against the embedded store for N
- * minutes (default 1), with the reliability faults mixed in (a data-directory lock taken and let
+ * minutes (default 3: the heap's slope over a shorter second half is mostly noise), with the reliability faults mixed in (a data-directory lock taken and let
  * go, a lock left by a dead process reclaimed, a Promise facade disposed under a running compile,
  * which must reject with AdapterDisposed, a source that never answers within queryTimeout, which
  * must be listed by the health report, and one compile over 2,000 caller sources, which must answer
@@ -8,7 +8,8 @@
  * which must fail that statement and the next with a SqlError while the event loop keeps turning,
  * a file with a NUL character and a duplicate id, which ingest must refuse with both line
  * numbers, and a SIGTERM to the command line's ingest of 5,000 lines once it holds the data
- * directory, which must exit 143 saying nothing was written, with nothing written), printing compiles, errors, RSS, heap and the longest event-loop gap every 10 s. Exits 1
+ * directory, which must exit 143 saying nothing was written, with nothing written, and a page of a
+ * source's table overwritten on disk, whose next read must fail with a checksum error), printing compiles, errors, RSS, heap and the longest event-loop gap every 10 s. Exits 1
  * if any operation failed, if memory trends upward (the heap's least-squares slope over the second
  * half of the run above 1 MiB a minute, after collections), or if the event loop ever stood still
  * for 2 s (the embedded store's work runs on its worker thread).
@@ -17,13 +18,14 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, Fiber, Layer, ManagedRuntime } from "effect"
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, utimesSync, writeFileSync, writeSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { Invalidated } from "../src/domain/events.js"
+import { Embedder } from "../src/embedding/Embedder.js"
 import { managersBackend } from "../src/layers/backends.js"
 import { EmbeddedStoreLive } from "../src/layers/EmbeddedStoreLive.js"
 import { health } from "../src/layers/health.js"
@@ -48,12 +50,12 @@ const arg = (name: string, fallback: number) => {
   }
   return value
 }
-const minutes = arg("minutes", 1)
+const minutes = arg("minutes", 3)
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 const SOURCES = 8
 const SLOPE_LIMIT = 1024 * 1024 // bytes of heap a minute
 const GAP_LIMIT_MS = 2000 // the event loop standing still this long is a freeze
-const FAULTS = 7
+const FAULTS = 8
 
 // Small caches, so that they are full within seconds: what grows after that is a leak, not a cache filling up.
 const runtime = ManagedRuntime.make(
@@ -137,6 +139,30 @@ const fault = async (i: number) => {
     check(Either.isLeft(nul) && /soak\.jsonl:2\b/.test(nul.left.message) && /NUL/.test(nul.left.message), `a NUL character was ${Either.isLeft(nul) ? `refused as "${nul.left.message}"` : "accepted"}`)
     const twice = parseJsonl([line("a", "one"), line("b", "two"), line("a", "three")].join("\n"), "soak.jsonl")
     check(Either.isLeft(twice) && /\b1\b/.test(twice.left.message) && /\b3\b/.test(twice.left.message), `a duplicate id was ${Either.isLeft(twice) ? `refused as "${twice.left.message}"` : "accepted"}`)
+  } else if (i % FAULTS === 7) {
+    // Garbage in a page of a source's table on disk: the next read fails with a checksum error, never reads it as data.
+    const data = join(lockDir, `damaged-${i}`)
+    const onDisk = (effect: Effect.Effect<unknown, unknown, SqlStore | PgliteClient>) =>
+      Effect.runPromise(Effect.either(Effect.provide(effect, SqlStore.layer().pipe(Layer.provideMerge(Layer.mergeAll(PgliteClient.layer({ dataDir: data }), Embedder.layerFeatureHashing(), StoreEvents.layerLocal))))))
+    const written = await onDisk(
+      Effect.gen(function* () {
+        const store = yield* SqlStore
+        yield* store.registerSource("damaged")
+        yield* (yield* store.open("damaged")).insert(Array.from({ length: 200 }, (_, k) => ({ id: `d${k}`, text: sentence(6), timestamp: k + 1 })))
+        const { pglite } = yield* PgliteClient
+        const found = yield* Effect.promise(() =>
+          pglite.query<{ path: string }>("SELECT pg_relation_filepath(c.oid) AS path FROM pg_class c WHERE c.relname LIKE 'pantheon_entries_%' AND c.relkind = 'r'")
+        )
+        return found.rows[0]!.path
+      })
+    )
+    check(Either.isRight(written), `the store to damage could not be written: ${Either.isLeft(written) ? String(written.left) : ""}`)
+    const fd = openSync(join(data, (written as Either.Right<unknown, string>).right), "r+")
+    writeSync(fd, Buffer.alloc(256, 0xab), 0, 256, 4000)
+    closeSync(fd)
+    const read = await onDisk(Effect.flatMap(SqlStore, (store) => Effect.flatMap(store.open("damaged"), (m) => m.getMostRecent(500))))
+    check(Either.isLeft(read) && /checksum|invalid page/.test(String(read.left)), `a damaged page was read as ${Either.isLeft(read) ? String(read.left) : "data"}`)
+    rmSync(data, { recursive: true, force: true })
   } else if (i % FAULTS === 6) {
     // SIGTERM to the command line's ingest once it holds the data directory: exit 143, nothing written.
     const data = join(lockDir, `signal-${i}`)
