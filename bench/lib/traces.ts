@@ -168,8 +168,8 @@ export const TRACE_FILES: ReadonlyArray<TraceFile> = [
   { name: "ps", file: "ps.trace", format: "lirs", description: "LIRS ps: loops (10,448)", sizes: [100, 200, 400, 800] },
   { name: "web07", file: "web07.trace", format: "int32", description: "cache2k web07: a web server's pages (76,118)", sizes: [75, 300, 1200, 3000] },
   { name: "web12", file: "web12.trace", format: "int32", description: "cache2k web12: a web server's pages (95,607)", sizes: [75, 300, 1200, 3000] },
-  { name: "orm-busy", file: "orm-busy.trace", format: "int32", description: "cache2k orm-busy: an application's object-relational mapper, a busy hour (its first 1,000,000 of 5,000,000)", sizes: [1000, 5000], requests: 1_000_000 },
-  { name: "orm-night", file: "orm-night.trace", format: "int32", description: "cache2k orm-night: the same mapper at night (its first 1,000,000 of 5,000,000)", sizes: [1000, 5000], requests: 1_000_000 },
+  { name: "orm-busy", file: "orm-busy.trace", format: "int32", description: "cache2k orm-busy: an application's object-relational mapper, a busy hour (5,000,000)", sizes: [1000, 5000], requests: 1_000_000 },
+  { name: "orm-night", file: "orm-night.trace", format: "int32", description: "cache2k orm-night: the same mapper at night (5,000,000)", sizes: [1000, 5000], requests: 1_000_000 },
   { name: "scarab", file: "scarab-recs.trace", format: "int64", description: "scarab recs: a recommender's database (1,245,184); frequency is a negative signal", sizes: [1000, 10000] }
 ]
 
@@ -193,7 +193,7 @@ export const publicTraces = (dir: string, whole = false): { readonly traces: Arr
       missing.push(t.file)
       continue
     }
-    traces.push({ name: t.name, description: whole ? t.description.replace(/its first [\d,]+ of ([\d,]+)/, "all $1") : t.description, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format).slice(0, whole ? undefined : t.requests) })
+    traces.push({ name: t.name, description: whole || t.requests === undefined ? t.description : `${t.description}, its first ${t.requests.toLocaleString("en")} replayed`, sizes: t.sizes, published: t.published ?? {}, keys: parse(readFileSync(path), t.format).slice(0, whole ? undefined : t.requests) })
   }
   return { traces, missing }
 }

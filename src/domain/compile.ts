@@ -49,7 +49,7 @@ export const defaultResolveName = (meta: Metadata): string =>
   safeString(meta.displayName || meta.name || meta.id || "Unknown") ?? "Unknown"
 
 /** The time as ISO 8601 in UTC (`Date.prototype.toISOString`'s text). */
-export const defaultFormatTime = (ms: number): string => isoTime(ms)
+export const defaultFormatTime: (ms: number) => string = isoTime
 
 export const defaultResolvers: Resolvers = {
   resolveRole: defaultResolveRole,

@@ -143,22 +143,21 @@ export class WarmIndex {
   }
 
   /**
-   * The `limit` entries of distinct texts that pass the filter and are not in `exclude` (ids),
-   * ranked by hybrid relevance to the question, best first, ties by id; only entries that score
-   * above 0 (after rounding). The same answer as the SQL statement.
-   */
-  /**
    * The first half of `search`'s work for this question (its base scores, kept until the next write
    * or another question): a caller that cuts a long search in two calls it first.
    */
   prepare(question: Question): void {
-    if (this.count > 0) this.baseScores(question, (this.timeline ??= this.byTimeAscending()))
+    if (this.count > 0) this.baseScores(question)
   }
 
+  /**
+   * The `limit` entries of distinct texts that pass the filter and are not in `exclude` (ids),
+   * ranked by hybrid relevance to the question, best first, ties by id; only entries that score
+   * above 0 (after rounding). The same answer as the SQL statement.
+   */
   search(question: Question, limit: number, where: Filter, exclude: ReadonlySet<string> = new Set()): Array<StoreEntry> {
     if (limit <= 0 || this.count === 0) return []
-    const timeline = (this.timeline ??= this.byTimeAscending())
-    const { base, touched } = this.baseScores(question, timeline)
+    const { timeline, base, touched } = this.baseScores(question)
     const length = timeline.rows.length
     const at = (p: number) => (p >= 0 && p < length ? base[p]! : 0)
     const verdicts = isAll(where) ? undefined : this.verdicts(where)
@@ -223,8 +222,10 @@ export class WarmIndex {
    * places whose base is above 0. The last question's are kept until the next write (the text and
    * the image query ask the same).
    */
-  private baseScores(question: Question, timeline: Timeline): { readonly base: Float64Array; readonly touched: Array<number> } {
-    if (this.lastBase?.key === question.key) return this.lastBase
+  private baseScores(question: Question): { readonly timeline: Timeline; readonly base: Float64Array; readonly touched: Array<number> } {
+    const timeline = (this.timeline ??= this.byTimeAscending())
+    const last = this.lastBase
+    if (last?.key === question.key) return { timeline, base: last.base, touched: last.touched }
     const base = new Float64Array(timeline.rows.length)
     const touched: Array<number> = []
     const lexical = new Float64Array(this.count)
@@ -243,7 +244,7 @@ export class WarmIndex {
       base[p] = base[p]! + VECTOR_WEIGHT * score
     }
     this.lastBase = { key: question.key, base, touched }
-    return this.lastBase
+    return { timeline, base, touched }
   }
 
   /**
