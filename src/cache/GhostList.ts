@@ -1,13 +1,14 @@
 /**
  * The hashes of the last `capacity` keys a region evicted, with no values: a "ghost" list, as ARC
  * keeps [1]. A request for a key found here is a hit the region would have had with a little more
- * room. 32-bit hashes in a ring (8 bytes a slot plus a map entry); a collision only nudges the
+ * room. 32-bit hashes in a ring (8 bytes a slot plus a map entry), held as signed integers (small
+ * integers to V8, where unsigned ones above 2^31 are boxed numbers); a collision only nudges the
  * window, it never serves a value.
  *
  * [1] Megiddo & Modha, "ARC: A Self-Tuning, Low Overhead Replacement Cache", FAST 2003.
  */
 export class GhostList {
-  private hashes = new Uint32Array(0)
+  private hashes = new Int32Array(0)
   private stamps = new Float64Array(0)
   private head = 0
   private size = 0
@@ -22,7 +23,7 @@ export class GhostList {
   /** Starts over with room for `capacity` hashes. */
   resize(capacity: number): void {
     const slots = Math.max(1, Math.ceil(capacity))
-    this.hashes = new Uint32Array(slots)
+    this.hashes = new Int32Array(slots)
     this.stamps = new Float64Array(slots)
     this.head = this.size = 0
     this.live.clear()
@@ -30,6 +31,7 @@ export class GhostList {
 
   /** Records an eviction; the oldest one is forgotten when full. */
   push(hash: number): void {
+    const key = hash | 0
     const slots = this.hashes.length
     if (this.size === slots) {
       const oldest = this.hashes[this.head]!
@@ -38,15 +40,15 @@ export class GhostList {
       this.size--
     }
     const tail = (this.head + this.size) % slots
-    this.hashes[tail] = hash
+    this.hashes[tail] = key
     this.stamps[tail] = this.stamp
-    this.live.set(hash, this.stamp++)
+    this.live.set(key, this.stamp++)
     this.size++
   }
 
   /** Whether the hash was evicted recently; it is forgotten either way (one vote per eviction). */
   take(hash: number): boolean {
-    return this.live.delete(hash)
+    return this.live.delete(hash | 0)
   }
 
   clear(): void {

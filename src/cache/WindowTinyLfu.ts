@@ -246,7 +246,7 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   useTinyLfu(windowMaximum: number, regionOf?: (hash: number) => Region): void {
     if (!this.lruOnly) return
     this.lruOnly = false
-    this.resizeWindow(Math.max(1, Math.min(this.maximum - this.mainFloor(), this.windowLimit, Math.round(windowMaximum))))
+    this.resizeWindow(this.windowWithin(windowMaximum))
     if (regionOf !== undefined) this.arrangeAs(regionOf)
     this.evictFromWindow()
   }
@@ -272,6 +272,32 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
   limitWindow(share: number): void {
     this.windowLimit = Math.max(1, Math.floor(share * this.maximum))
     if (!this.lruOnly && this.windowShare > this.windowLimit) this.decreaseWindow(this.windowShare - this.windowLimit)
+  }
+
+  /**
+   * Starts over holding `arranged`: each node in the region paired with it (in that order, least
+   * recently used first within a region; all in the window while this is an LRU), W-TinyLFU's
+   * window at `windowMaximum`; then the bounds are enforced. The ghosts start empty. For a duel's
+   * shadow taking over the cache's place when the cache changes policy (`PolicyDuel.ts`).
+   */
+  restore(arranged: Iterable<readonly [N, Region]>, windowMaximum: number): void {
+    this.clear()
+    if (!this.lruOnly) this.resizeWindow(this.windowWithin(windowMaximum))
+    for (const [node, region] of arranged) {
+      node.region = this.lruOnly || region === Region.None ? Region.Window : region
+      this.segment(node.region).append(node)
+      if (node.region === Region.Window) this.windowWeight += node.weight
+      else if (node.region === Region.Protected) this.protectedWeight += node.weight
+      this.total += node.weight
+      this.held++
+    }
+    if (this.lruOnly) {
+      for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, null)
+      return
+    }
+    this.demoteFromProtected()
+    const candidate = this.evictFromWindow()
+    if (this.overflowing()) this.evictFromMain(candidate)
   }
 
   /** Removes the entry (invalidated or expired): not an eviction. */
@@ -427,6 +453,11 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
       quota -= node.weight
       this.transfer(node, Region.Window)
     }
+  }
+
+  /** A window of `windowMaximum`, rounded, as the bounds allow (at least one, the main region's floor left, within `limitWindow`). */
+  private windowWithin(windowMaximum: number): number {
+    return Math.max(1, Math.min(this.maximum - this.mainFloor(), this.windowLimit, Math.round(windowMaximum)))
   }
 
   /** The least the main region keeps while W-TinyLFU serves. */

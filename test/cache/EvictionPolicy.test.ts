@@ -144,6 +144,63 @@ describe("switching the policy", () => {
   })
 })
 
+describe("a policy started over from another's entries (a duel's shadow taking the cache's place)", () => {
+  /** A W-TinyLFU of 60 entries after a Zipf trace: entries in all three regions. */
+  const filled = () => {
+    const held = new Map<string, Entry>()
+    const policy = new WindowTinyLfu<Entry>({ maximum: 60, onEvict: (e) => held.delete(e.key), random: prng(3) })
+    for (const key of zipfTrace(5_000, prng(4))) {
+      const hash = hashKey(key)
+      const entry = held.get(key)
+      policy.access(hash, entry)
+      if (entry === undefined) {
+        const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
+        held.set(key, fresh)
+        policy.put(fresh, 1)
+      }
+    }
+    return policy
+  }
+  const copies = (policy: WindowTinyLfu<Entry>) =>
+    [...policy.nodes()].map((node) => [{ ...node, region: Region.None, prev: null, next: null }, node.region] as const)
+  const layout = (policy: WindowTinyLfu<Entry>) => [...policy.nodes()].map((node) => `${node.key}@${node.region}`)
+
+  it("holds them in their regions and order, with the same window", () => {
+    const source = filled()
+    expect(new Set([...source.nodes()].map((node) => node.region))).toEqual(new Set([Region.Window, Region.Probation, Region.Protected]))
+    const copy = new WindowTinyLfu<Entry>({ maximum: 60, onEvict: () => expect.fail("nothing to evict") })
+    copy.restore(copies(source), source.windowMaximum)
+    expect(layout(copy)).toEqual(layout(source))
+    expect(copy.windowMaximum).toBe(source.windowMaximum)
+    expect(copy.count).toBe(60)
+  })
+
+  it("as an LRU, holds them all in its window in the order given", () => {
+    const source = filled()
+    const lru = new WindowTinyLfu<Entry>({ maximum: 60, onEvict: () => expect.fail("nothing to evict") })
+    lru.useLru()
+    lru.restore(copies(source), Infinity)
+    expect([...lru.nodes()].map((node) => node.key)).toEqual([...source.nodes()].map((node) => node.key))
+    expect([...lru.nodes()].every((node) => node.region === Region.Window)).toBe(true)
+  })
+
+  it("evicts down to its own bounds when given more than it holds (a shadow that samples)", () => {
+    const source = filled()
+    const evicted: Array<string> = []
+    const lru = new WindowTinyLfu<Entry>({ maximum: 25, onEvict: (e) => evicted.push(e.key) })
+    lru.useLru()
+    lru.restore(copies(source), Infinity)
+    const order = [...source.nodes()].map((node) => node.key)
+    // The least recent go first: what stays is the last 25 of the order given.
+    expect(evicted).toEqual(order.slice(0, 35))
+    expect([...lru.nodes()].map((node) => node.key)).toEqual(order.slice(35))
+    const tinyLfu = new WindowTinyLfu<Entry>({ maximum: 25, onEvict: () => {} })
+    tinyLfu.restore(copies(source), 1)
+    expect(tinyLfu.count).toBe(25)
+    expect(tinyLfu.weightedSize).toBe(25)
+  })
+})
+
 describe("the duel between LRU and W-TinyLFU", () => {
   it("stays an LRU, hit for hit, where only recency predicts reuse", () => {
     const keys = shifting(60_000, prng(3))

@@ -68,6 +68,17 @@ describe("GhostList", () => {
     expect(ghosts.take(8)).toBe(true)
   })
 
+  it("takes hashes of the whole unsigned range as pushed (`hashKey`'s, half of them above 2^31)", () => {
+    const ghosts = new GhostList(2)
+    ghosts.push(0xffff_fffe)
+    ghosts.push(2 ** 31)
+    expect(ghosts.take(0x7fff_fffe)).toBe(false)
+    expect(ghosts.take(0xffff_fffe)).toBe(true)
+    ghosts.push(5) // the oldest slot (0xfffffffe, taken already) leaves; 2^31 stays
+    expect(ghosts.take(2 ** 31)).toBe(true)
+    expect(ghosts.take(5)).toBe(true)
+  })
+
   it("clear and resize forget everything", () => {
     const ghosts = new GhostList(4)
     ghosts.push(1)
