@@ -39,27 +39,8 @@ export type { Metadata, Resolvers } from "./domain/compile.js"
 export type { Comparison, Filter, Scalar } from "./domain/filter.js"
 
 // Errors: every rejection and typed failure of the API.
-export {
-  AdapterDisposed,
-  CatalogUnavailable,
-  type CompileError,
-  DamagedEntry,
-  EmbedError,
-  InvalidCompileRequest,
-  InvalidConfig,
-  InvalidFilter,
-  InvalidSourceId,
-  ListenerUnavailable,
-  type LoadError,
-  MissingPackage,
-  SourceFailed,
-  StoreNotFound,
-  StoreQueryError,
-  StoreUnavailable,
-  UnexpectedError,
-  UnsupportedLayout
-} from "./domain/errors.js"
-export { DataDirUnavailable } from "./domain/errors.js"
+export * from "./domain/publicErrors.js"
+export { AdapterDisposed, DamagedEntry, InvalidFilter } from "./domain/errors.js"
 
 // Configuration.
 export {

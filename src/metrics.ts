@@ -22,17 +22,17 @@ const cacheMetricKeys = {
   weight: MetricKey.gauge("pantheon_cache_weight", { description: "Total weight of the entries held (bytes for the weighed caches, else entries)" }),
   loadDuration: MetricKey.histogram("pantheon_cache_load_duration_ms", durationBoundaries, "Duration of loads in milliseconds")
 }
-export const cacheHits = Metric.fromMetricKey(cacheMetricKeys.hits)
-export const cacheMisses = Metric.fromMetricKey(cacheMetricKeys.misses)
-export const cacheLoads = Metric.fromMetricKey(cacheMetricKeys.loads)
-export const cacheLoadFailures = Metric.fromMetricKey(cacheMetricKeys.loadFailures)
-export const cacheEvictions = Metric.fromMetricKey(cacheMetricKeys.evictions)
-export const cacheExpirations = Metric.fromMetricKey(cacheMetricKeys.expirations)
-export const cacheInvalidations = Metric.fromMetricKey(cacheMetricKeys.invalidations)
-export const cacheRefreshes = Metric.fromMetricKey(cacheMetricKeys.refreshes)
-export const cacheStaleServed = Metric.fromMetricKey(cacheMetricKeys.staleServed)
-export const cacheSize = Metric.fromMetricKey(cacheMetricKeys.size)
-export const cacheWeight = Metric.fromMetricKey(cacheMetricKeys.weight)
+export const cacheHits: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.hits)
+export const cacheMisses: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.misses)
+export const cacheLoads: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.loads)
+export const cacheLoadFailures: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.loadFailures)
+export const cacheEvictions: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.evictions)
+export const cacheExpirations: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.expirations)
+export const cacheInvalidations: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.invalidations)
+export const cacheRefreshes: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.refreshes)
+export const cacheStaleServed: Metric.Metric.Counter<number> = Metric.fromMetricKey(cacheMetricKeys.staleServed)
+export const cacheSize: Metric.Metric.Gauge<number> = Metric.fromMetricKey(cacheMetricKeys.size)
+export const cacheWeight: Metric.Metric.Gauge<number> = Metric.fromMetricKey(cacheMetricKeys.weight)
 export const cacheLoadDuration = Metric.fromMetricKey(cacheMetricKeys.loadDuration)
 
 export const warmBytes = Metric.gauge("pantheon_warm_bytes", { description: "Bytes the cached warm managers hold (entries and vectors in memory)" })
@@ -61,24 +61,23 @@ export const tagged = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, cach
  */
 export const forCache = (cache: string) => {
   const tags = [MetricLabel.make("cache", cache)]
+  const labelled = <Type extends MetricKeyType.MetricKeyType<any, any>>(key: MetricKey.MetricKey<Type>) =>
+    Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(key, tags))
   // An update of a counter adds `n`, of a gauge sets it to `n`, of a histogram records `n`.
-  const updater = (key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, any>>) => {
-    const hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(key, tags))
-    return (n = 1) => hook.update(n)
-  }
+  const updater = (hook: { update(n: number): void }) => (n = 1) => hook.update(n)
   return {
-    hits: updater(cacheMetricKeys.hits),
-    misses: updater(cacheMetricKeys.misses),
-    loads: updater(cacheMetricKeys.loads),
-    loadFailures: updater(cacheMetricKeys.loadFailures),
-    evictions: updater(cacheMetricKeys.evictions),
-    expirations: updater(cacheMetricKeys.expirations),
-    invalidations: updater(cacheMetricKeys.invalidations),
-    refreshes: updater(cacheMetricKeys.refreshes),
-    staleServed: updater(cacheMetricKeys.staleServed),
-    size: updater(cacheMetricKeys.size),
-    weight: updater(cacheMetricKeys.weight),
-    loadDuration: updater(cacheMetricKeys.loadDuration)
+    hits: updater(labelled(cacheMetricKeys.hits)),
+    misses: updater(labelled(cacheMetricKeys.misses)),
+    loads: updater(labelled(cacheMetricKeys.loads)),
+    loadFailures: updater(labelled(cacheMetricKeys.loadFailures)),
+    evictions: updater(labelled(cacheMetricKeys.evictions)),
+    expirations: updater(labelled(cacheMetricKeys.expirations)),
+    invalidations: updater(labelled(cacheMetricKeys.invalidations)),
+    refreshes: updater(labelled(cacheMetricKeys.refreshes)),
+    staleServed: updater(labelled(cacheMetricKeys.staleServed)),
+    size: updater(labelled(cacheMetricKeys.size)),
+    weight: updater(labelled(cacheMetricKeys.weight)),
+    loadDuration: updater(labelled(cacheMetricKeys.loadDuration))
   }
 }
 export type CacheMetrics = ReturnType<typeof forCache>

@@ -8,22 +8,6 @@ export { describeFailure, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE } from "./r
 export { BIN, helpText } from "./help.js"
 export { showsColor, showsProgress } from "./terminal.js"
 // The errors `command` can fail with besides those two: the same classes as the main entry point's, and IngestError, the command line's own.
-export {
-  CatalogUnavailable,
-  DataDirUnavailable,
-  EmbedError,
-  IngestError,
-  InvalidCompileRequest,
-  InvalidConfig,
-  InvalidSourceId,
-  ListenerUnavailable,
-  MissingPackage,
-  SourceFailed,
-  StoreNotFound,
-  StoreQueryError,
-  StoreUnavailable,
-  UnexpectedError,
-  UnsupportedLayout
-} from "../domain/errors.js"
-export type { CompileError, LoadError } from "../domain/errors.js"
+export * from "../domain/publicErrors.js"
+export { IngestError } from "../domain/errors.js"
 export type { TerminalStream } from "./terminal.js"
