@@ -15,6 +15,18 @@ interface Entry extends PolicyNode<Entry> {
   readonly key: string
 }
 
+/** One request for `key` in the policy's own sequence: `access`, then, on a miss, `put` of a new entry of weight 1. */
+const request = (policy: WindowTinyLfu<Entry>, held: Map<string, Entry>, key: string) => {
+  const hash = hashKey(key)
+  const entry = held.get(key)
+  policy.access(hash, entry)
+  if (entry === undefined) {
+    const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
+    held.set(key, fresh)
+    policy.put(fresh, 1)
+  }
+}
+
 /** Replays keys through the cache's eviction (its policy and its duel) in the cache's own sequence; counts hits per slice. */
 const replay = (keys: ReadonlyArray<string>, capacity: number, options: { readonly duel: boolean; readonly slice?: number }) => {
   const held = new Map<string, Entry>()
@@ -127,15 +139,7 @@ describe("switching the policy", () => {
           held.delete(victim.key)
         }
       } else {
-        const key = `k${Math.floor(random() ** 2 * 200)}`
-        const hash = hashKey(key)
-        const entry = held.get(key)
-        policy.access(hash, entry)
-        if (entry === undefined) {
-          const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
-          held.set(key, fresh)
-          policy.put(fresh, 1)
-        }
+        request(policy, held, `k${Math.floor(random() ** 2 * 200)}`)
       }
       if (i % 97 === 0) check()
     }
@@ -149,16 +153,7 @@ describe("a policy started over from another's entries (a duel's shadow taking t
   const filled = () => {
     const held = new Map<string, Entry>()
     const policy = new WindowTinyLfu<Entry>({ maximum: 60, onEvict: (e) => held.delete(e.key), random: prng(3) })
-    for (const key of zipfTrace(5_000, prng(4))) {
-      const hash = hashKey(key)
-      const entry = held.get(key)
-      policy.access(hash, entry)
-      if (entry === undefined) {
-        const fresh: Entry = { key, hash, weight: 1, region: Region.None, prev: null, next: null }
-        held.set(key, fresh)
-        policy.put(fresh, 1)
-      }
-    }
+    for (const key of zipfTrace(5_000, prng(4))) request(policy, held, key)
     return policy
   }
   const copies = (policy: WindowTinyLfu<Entry>) =>
