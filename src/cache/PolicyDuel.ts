@@ -14,7 +14,8 @@
  *   it against the shadow of the other one, so a switch's own cost is counted too. Only that shadow
  *   replays: when the cache changes policy, the shadow of the policy it leaves starts over from the
  *   cache's own entries, regions and window (what that policy would hold had it gone on serving;
- *   its ghosts start empty), so a request costs one replay, not two (a hit: 40 → 20 ns, bench w4).
+ *   its ghosts start empty), so a request costs one replay, not two (the duel's part of a hit:
+ *   40 → 24 ns).
  * - Up to `SHADOW_ENTRIES` entries the shadows replay every request at full size; above, they replay
  *   the keys whose hash falls in a fixed `SHADOW_ENTRIES / capacity` share of the hash space, at that
  *   share of the size (spatial sampling, as SHARDS [2]: the sampled hit rate estimates the whole).
