@@ -9,7 +9,7 @@
  * cache serves as a plain LRU until W-TinyLFU has shown it would do better, and back.
  *
  * How
- * - Two shadows replay the requests with hashes only, no values: an LRU and a W-TinyLFU (which reads
+ * - Two shadows stand for the policies, with hashes only, no values: an LRU and a W-TinyLFU (which reads
  *   the cache's own frequency sketch). The cache itself plays the policy in charge; the duel scores
  *   it against the shadow of the other one, so a switch's own cost is counted too. Only that shadow
  *   replays: when the cache changes policy, the shadow of the policy it leaves starts over from the
