@@ -112,7 +112,6 @@ interface HashNode extends PolicyNode<HashNode> {
  */
 class Shadow {
   readonly policy: WindowTinyLfu<HashNode>
-  /** Keyed by the hash as a signed 32-bit integer: a small integer to V8, where half the unsigned hashes are boxed numbers (a lookup 20 → 10 ns). */
   private readonly nodes = new Map<number, HashNode>()
   private readonly spare: Array<HashNode> = []
 
@@ -124,7 +123,7 @@ class Shadow {
       sketch: of.sketch,
       random,
       onEvict: (node) => {
-        this.nodes.delete(node.hash | 0)
+        this.nodes.delete(node.hash)
         this.spare.push(node)
       }
     })
@@ -133,7 +132,7 @@ class Shadow {
   }
 
   /** The region the shadow holds the key's hash in (`None`: not held). */
-  readonly regionOf = (hash: number): Region => this.nodes.get(hash | 0)?.region ?? Region.None
+  readonly regionOf = (hash: number): Region => this.nodes.get(hash)?.region ?? Region.None
 
   /**
    * Starts over as the cache's policy is now, holding the cache's entries this shadow samples, in
@@ -149,7 +148,7 @@ class Shadow {
       const node = this.spare.pop() ?? { hash: entry.hash, weight: 0, region: Region.None, prev: null, next: null }
       node.hash = entry.hash
       node.weight = entry.weight
-      this.nodes.set(entry.hash | 0, node)
+      this.nodes.set(entry.hash, node)
       arranged.push([node, entry.region])
     }
     this.policy.restore(arranged, windowMaximum)
@@ -157,7 +156,7 @@ class Shadow {
 
   /** Replays one request (the policy's own sequence: `access`, then `put`, a miss's value being in at once); whether it hit. */
   access(hash: number, weight: number): boolean {
-    const held = this.nodes.get(hash | 0)
+    const held = this.nodes.get(hash)
     this.policy.access(hash, held)
     if (held !== undefined) {
       if (held.weight !== weight) this.policy.put(held, weight)
@@ -165,7 +164,7 @@ class Shadow {
     }
     const node = this.spare.pop() ?? { hash, weight: 0, region: Region.None, prev: null, next: null }
     node.hash = hash
-    this.nodes.set(hash | 0, node)
+    this.nodes.set(hash, node)
     this.policy.put(node, weight)
     return false
   }
@@ -174,7 +173,7 @@ class Shadow {
 export class PolicyDuel {
   private readonly lru: Shadow
   private readonly tinyLfu: Shadow
-  /** Hashes below this are replayed by the shadows (2^32: all). */
+  /** Hashes below this, read as unsigned, are replayed by the shadows (2^32: all). */
   private readonly threshold: number
   private readonly rate: number
   private readonly period: number
@@ -205,8 +204,11 @@ export class PolicyDuel {
     if (this.rate === 1) policy.useLru()
   }
 
+  /** Whether the shadows replay requests for the key with this hash (`hashKey`'s, signed: read as unsigned here). */
+  private readonly sampled = (hash: number): boolean => hash >>> 0 < this.threshold
+
   /** Where the W-TinyLFU shadow holds the key (an entry it does not sample keeps its place in recency order, in probation). */
-  private readonly regionOf = (hash: number): Region => (hash >= this.threshold ? Region.Probation : this.tinyLfu.regionOf(hash))
+  private readonly regionOf = (hash: number): Region => (this.sampled(hash) ? this.tinyLfu.regionOf(hash) : Region.Probation)
 
   /** How many times the cache changed policy. */
   get switches(): number {
@@ -222,7 +224,7 @@ export class PolicyDuel {
    * the key; `weight`, its entry's weight (for a miss, the typical weight: the value is not loaded yet).
    */
   observe(hash: number, hit: boolean, weight: number): void {
-    if (hash >= this.threshold) return
+    if (!this.sampled(hash)) return
     // The cache plays the policy in charge: only the other one's shadow replays.
     const inLru = this.policy.lru
     const shadowHit = (inLru ? this.tinyLfu : this.lru).access(hash, weight)
@@ -253,9 +255,6 @@ export class PolicyDuel {
     const scanning = this.requests >= SCAN_MIN && this.lruHits <= SCAN_RATE * this.requests && score >= 0
     if (scanning || (spread >= EARLY_DISAGREEMENTS && score > Z_EARLY * Math.sqrt(spread))) this.toTinyLfu()
   }
-
-  /** Whether the shadows replay requests for the key with this hash. */
-  private readonly sampled = (hash: number): boolean => hash < this.threshold
 
   /**
    * The cache serves as W-TinyLFU, with the shadow's window and its entries where the shadow holds

@@ -284,20 +284,15 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
     this.clear()
     if (!this.lruOnly) this.resizeWindow(this.windowWithin(windowMaximum))
     for (const [node, region] of arranged) {
-      node.region = this.lruOnly || region === Region.None ? Region.Window : region
+      node.region = this.lruOnly ? Region.Window : region
       this.segment(node.region).append(node)
       if (node.region === Region.Window) this.windowWeight += node.weight
       else if (node.region === Region.Protected) this.protectedWeight += node.weight
       this.total += node.weight
       this.held++
     }
-    if (this.lruOnly) {
-      for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, null)
-      return
-    }
     this.demoteFromProtected()
-    const candidate = this.evictFromWindow()
-    if (this.overflowing()) this.evictFromMain(candidate)
+    this.enforceBounds()
   }
 
   /** Removes the entry (invalidated or expired): not an eviction. */
@@ -346,18 +341,23 @@ export class WindowTinyLfu<N extends PolicyNode<N>> {
 
   /** Enforces the bounds after `changed` was added or reweighed. */
   private evict(changed: N): void {
-    if (this.lruOnly) return this.evictLeastRecent(changed)
-    const candidate = this.evictFromWindow()
-    if (this.overflowing()) this.evictFromMain(candidate)
+    // As an LRU an entry that can never fit leaves at once (as W-TinyLFU, admission sees to it).
+    if (this.lruOnly && changed.weight > this.maximum) this.evictAndAdvance(changed, null)
+    this.enforceBounds()
   }
 
   /**
-   * As an LRU: an entry that can never fit leaves at once, then the least recently used leave until
-   * the cache is within its bounds. No ghost remembers them: nothing climbs while the cache is an LRU.
+   * Evicts until the cache is within its bounds. As an LRU the least recently used leave, and no
+   * ghost remembers them (nothing climbs while the cache is an LRU); as W-TinyLFU the window's
+   * overflow becomes candidates against probation's victims (`evictFromMain`).
    */
-  private evictLeastRecent(changed: N): void {
-    if (changed.weight > this.maximum) this.evictAndAdvance(changed, null)
-    for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, null)
+  private enforceBounds(): void {
+    if (this.lruOnly) {
+      for (let node = this.window.first; node !== null && this.overflowing(); ) node = this.evictAndAdvance(node, null)
+      return
+    }
+    const candidate = this.evictFromWindow()
+    if (this.overflowing()) this.evictFromMain(candidate)
   }
 
   /** Moves the window's least recently used entries to probation while the window is too heavy; returns the first moved. */

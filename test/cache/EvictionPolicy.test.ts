@@ -282,7 +282,7 @@ describe("the policy a cache reports", () => {
 
   it.scoped("a weighted cache with a count bound duels too: a weighted LRU hit for hit on a moving set, W-TinyLFU on Zipf", () =>
     Effect.gen(function* () {
-      const weightOf = (key: string) => 1 + (hashKey(key) % 3)
+      const weightOf = (key: string) => 1 + ((hashKey(key) >>> 0) % 3)
       const make = LoadingCache.makeWith({
         capacity: 100,
         lookup: (key: string) => Effect.succeed(key),
