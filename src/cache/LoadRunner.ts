@@ -11,18 +11,26 @@ import type { Entry } from "./Entries.js"
 import type { Permits } from "./Permits.js"
 import type * as EntryState from "./EntryState.js"
 
-/** One load: of `entry`'s key, into `state`, reloading `previous` if `reloading`, with the caller's own `lookup` if given. */
+/** Computes the values of several keys in one call, one value per key in their order. */
+export type LookupMany<K, V, E> = (keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<V>, E, any>
+
+/**
+ * One load: of `entry`'s key, into `state`, reloading `previous` if `reloading`, with the caller's
+ * own `lookup` if given, and `many`, the caller's own batch lookup its first load shares with the
+ * other first loads of the same step.
+ */
 export interface Load<K, V, E> {
   readonly entry: Entry<K, V, E>
   readonly state: EntryState.InFlight<V, E>
   readonly previous: V | undefined
   readonly reloading: boolean
   readonly lookup: (() => Effect.Effect<V, E>) | undefined
+  readonly many?: LookupMany<K, V, E> | undefined
 }
 
 export interface LoadRunnerOptions<K, V, E> {
   readonly lookup: (key: K) => Effect.Effect<V, E, any>
-  readonly lookupMany: ((keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<V>, E, any>) | undefined
+  readonly lookupMany: LookupMany<K, V, E> | undefined
   readonly reload: ((key: K, previous: V) => Effect.Effect<V, E, any>) | undefined
   readonly permits: Permits | undefined
   readonly runtime: Runtime.Runtime<any>
@@ -85,21 +93,34 @@ export class LoadRunner<K, V, E> {
 
   private startAll(loads: ReadonlyArray<Load<K, V, E>>): void {
     if (loads.length === 0 || this.refuse(loads)) return
-    const many = this.options.lookupMany
-    const first = many === undefined ? [] : loads.filter((load) => !load.reloading && load.lookup === undefined)
-    const batched = new Set(first.length > 1 ? first : [])
-    if (batched.size > 0) {
-      const keys = first.map((load) => load.entry.key)
-      this.fork(
-        this.run(first, () => many!(keys), (exit) => {
-          const answered = Exit.isSuccess(exit) && exit.value.length !== keys.length
-            ? Exit.die(new Error(`cache ${this.options.label}: lookupMany answered ${exit.value.length} values for ${keys.length} keys`))
-            : exit
-          first.forEach((load, i) => this.options.settle(load, Exit.map(answered, (values) => values[i]!)))
-        })
-      )
+    // First loads go together through their batch lookup: the caller's own, else the cache's (for loads with no lookup of their own).
+    const batches = new Map<LookupMany<K, V, E>, Array<Load<K, V, E>>>()
+    const alone: Array<Load<K, V, E>> = []
+    for (const load of loads) {
+      const many = load.reloading ? undefined : (load.many ?? (load.lookup === undefined ? this.options.lookupMany : undefined))
+      if (many === undefined) alone.push(load)
+      else {
+        const batch = batches.get(many)
+        if (batch === undefined) batches.set(many, [load])
+        else batch.push(load)
+      }
     }
-    for (const load of loads) if (!batched.has(load)) this.start(load)
+    for (const [many, batch] of batches) {
+      if (batch.length === 1) alone.push(batch[0]!)
+      else this.startBatch(batch, many)
+    }
+    for (const load of alone) this.start(load)
+  }
+
+  /** One call of `many` for the keys of `loads`; an answer of the wrong length fails every one of them. */
+  private startBatch(loads: ReadonlyArray<Load<K, V, E>>, many: LookupMany<K, V, E>): void {
+    const keys = loads.map((load) => load.entry.key)
+    this.fork(
+      this.run(loads, () => many(keys), (exit) => {
+        const answered = Exit.isSuccess(exit) && exit.value.length !== keys.length ? Exit.die(this.wrongCount(exit.value.length, keys.length)) : exit
+        loads.forEach((load, i) => this.options.settle(load, Exit.map(answered, (values) => values[i]!)))
+      })
+    )
   }
 
   /** After the cache closed, a load is settled as interrupted at once. */
@@ -109,11 +130,19 @@ export class LoadRunner<K, V, E> {
     return true
   }
 
-  /** A reload of a held value uses the cache's `reload` when it has one (it knows how to update what it holds), else the caller's lookup, else the cache's. */
+  /** A reload of a held value uses the cache's `reload` when it has one (it knows how to update what it holds), else the caller's lookup (or batch lookup, for the one key), else the cache's. */
   private lookupOf(load: Load<K, V, E>): Effect.Effect<V, E, any> {
     const { lookup, reload } = this.options
     if (load.reloading && reload !== undefined) return reload(load.entry.key, load.previous as V)
-    return load.lookup !== undefined ? load.lookup() : lookup(load.entry.key)
+    if (load.lookup !== undefined) return load.lookup()
+    if (load.many !== undefined) {
+      return Effect.flatMap(load.many([load.entry.key]), (values) => (values.length === 1 ? Effect.succeed(values[0]!) : Effect.die(this.wrongCount(values.length, 1))))
+    }
+    return lookup(load.entry.key)
+  }
+
+  private wrongCount(values: number, keys: number): Error {
+    return new Error(`cache ${this.options.label}: lookupMany answered ${values} values for ${keys} keys`)
   }
 
   /** One lookup call for `loads`, under a permit; `done` on every outcome, interruption included, so no waiter is left hanging. */

@@ -125,6 +125,12 @@ export interface LoadingCache<in out Key, in out Value, out Error = never> exten
    * as `getWith` does for one key: for values whose computation the caller holds (a catalog descriptor).
    */
   getMany(keys: Iterable<Key>, lookup?: (key: Key, index: number) => Effect.Effect<Value, Error>): Effect.Effect<Array<Either.Either<Value, Error>>>
+  /**
+   * `getMany` with a batch lookup of this call's own (as Caffeine's `getAll(keys, mappingFunction)`):
+   * the keys it has to load are loaded together, in one call of `lookupMany` (one value per key, in
+   * their order), for values whose computation the caller holds (a text's count under a header).
+   */
+  getManyWith(keys: Iterable<Key>, lookupMany: (keys: ReadonlyArray<Key>) => Effect.Effect<ReadonlyArray<Value>, Error>): Effect.Effect<Array<Either.Either<Value, Error>>>
   /** Counters since the cache was built. */
   readonly stats: Effect.Effect<LoadingCacheStats>
 }
@@ -379,14 +385,29 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   }
 
   getMany(keys: Iterable<K>, lookup?: (key: K, index: number) => Effect.Effect<V, E>): Effect.Effect<Array<Either.Either<V, E>>> {
+    return this.serveMany(keys, lookup === undefined ? undefined : (key, i) => () => lookup(key, i), undefined)
+  }
+
+  getManyWith(keys: Iterable<K>, lookupMany: (keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<V>, E>): Effect.Effect<Array<Either.Either<V, E>>> {
+    // A key loaded alone (a reload, or the only miss) is a batch of one (`LoadRunner`).
+    return this.serveMany(keys, undefined, lookupMany)
+  }
+
+  /** Serves `keys` in one step: `lookupOf` a key's own lookup, if any; `many` the batch lookup its first loads share. */
+  private serveMany(
+    keys: Iterable<K>,
+    lookupOf: ((key: K, index: number) => () => Effect.Effect<V, E>) | undefined,
+    many: ((keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<V>, E>) | undefined
+  ): Effect.Effect<Array<Either.Either<V, E>>> {
     return Effect.suspend(() => {
       const now = this.ticker.now()
       const results: Array<Either.Either<V, E>> = []
       const waits: Array<[number, Effect.Effect<V, E>]> = []
-      this.runner.batch((begin) => {
+      this.runner.batch((start) => {
+        const begin: Begin<K, V, E> = many === undefined ? start : (load) => start({ ...load, many })
         for (const key of keys) {
           const i = results.length
-          const served = this.serve(key, now, begin, lookup === undefined ? undefined : () => lookup(key, i))
+          const served = this.serve(key, now, begin, lookupOf === undefined ? undefined : lookupOf(key, i))
           if (!isReady(served)) waits.push([results.length, served])
           results.push(isReady(served) ? Either.right(served.value) : (undefined as never))
         }

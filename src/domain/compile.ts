@@ -253,12 +253,47 @@ const attempt = <A>(f: () => A, onError: (e: unknown) => void): A | undefined =>
   }
 }
 
+/**
+ * A message before its content is put together: the content is its body (the entry's text, an
+ * image's caption) after a head saying who spoke and when, `<speaker><said><time>): `, or the body
+ * alone when `said` is "" (the assistant's own words, an image). The token counts are kept under
+ * the body, the part a store hands back unchanged from compile to compile, with the head's parts
+ * (`sameHead`), which are compared without putting the head together.
+ */
+export interface MessageParts {
+  readonly role: Role
+  readonly speaker: string
+  readonly said: string
+  readonly time: string
+  readonly body: string
+  readonly images?: [string]
+}
+
 /** Step 6: one entry to one message. */
 export const toMessage = (
+  entry: ValidEntry,
+  resolvers: Resolvers,
+  onResolverError: (hook: string, error: unknown) => void = () => {}
+): Message => joinParts(messageParts(entry, resolvers, onResolverError))
+
+/** The content of a message's parts. */
+export const contentOf = ({ speaker, said, time, body }: Pick<MessageParts, "speaker" | "said" | "time" | "body">): string =>
+  said === "" ? body : speaker + said + time + "): " + body
+
+/** Whether two messages' heads are the same (their contents then differ only by their bodies). */
+export const sameHead = (a: Pick<MessageParts, "speaker" | "said" | "time">, b: Pick<MessageParts, "speaker" | "said" | "time">): boolean =>
+  a.speaker === b.speaker && a.said === b.said && a.time === b.time
+
+/** The message of its parts. */
+export const joinParts = (parts: MessageParts): Message =>
+  parts.images === undefined ? { role: parts.role, content: contentOf(parts) } : { role: parts.role, content: contentOf(parts), images: parts.images }
+
+/** Step 6's parts: one entry's message before its content is put together. */
+export const messageParts = (
   { entry, text, meta, ms }: ValidEntry,
   resolvers: Resolvers,
   onResolverError: (hook: string, error: unknown) => void = () => {}
-): Message => {
+): MessageParts => {
   const resolved = attempt(() => resolvers.resolveName(meta), (e) => onResolverError("resolveName", e))
   const fallback = meta.displayName ?? meta.name ?? meta.userName
   const name =
@@ -281,15 +316,17 @@ export const toMessage = (
     const caption = meta.caption
     return {
       role,
-      content: typeof caption === "string" && caption.trim().length > 0 ? caption : `${name} shared an image`,
+      speaker: "",
+      said: "",
+      time: "",
+      body: typeof caption === "string" && caption.trim().length > 0 ? caption : `${name} shared an image`,
       images: [text]
     }
   }
-  if (isAssistant && !isThought) return { role, content: text }
+  if (isAssistant && !isThought) return { role, speaker: "", said: "", time: "", body: text }
   const formatted = attempt(() => resolvers.formatTime(ms), (e) => onResolverError("formatTime", e))
   const time = typeof formatted === "string" ? formatted : defaultFormatTime(ms)
-  // Joined rather than concatenated: a flat string, which the token count's cache key hashes without copying it first.
-  return { role, content: [name, isThought ? " thought (" : " said (", time, "): ", text].join("") }
+  return { role, speaker: name, said: isThought ? " thought (" : " said (", time, body: text }
 }
 
 /** A chat message's tokens as a model counts them: its content plus the message's own framing (role, separators). */
@@ -324,10 +361,11 @@ export const messageTokens = (content: string, count: TokenCount): number => cou
 export const assemble = (
   combined: ReadonlyArray<Candidate>,
   options: { readonly limit: number; readonly managers: number; readonly resolvers: Resolvers; readonly onResolverError?: (hook: string, error: unknown) => void }
-): { messages: Array<Message>; priorities: Array<number>; invalid: number } => {
+): { messages: Array<Message>; parts: Array<MessageParts>; priorities: Array<number>; invalid: number } => {
   const { valid, invalid } = validate(combined)
   const kept = sortByTime(keepMostRelevant(dedupe(valid), options.limit, options.managers))
-  return { messages: kept.map((e) => toMessage(e, options.resolvers, options.onResolverError)), priorities: kept.map((e) => e.priority), invalid }
+  const parts = kept.map((e) => messageParts(e, options.resolvers, options.onResolverError))
+  return { messages: parts.map(joinParts), parts, priorities: kept.map((e) => e.priority), invalid }
 }
 
 /**

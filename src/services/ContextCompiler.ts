@@ -2,8 +2,7 @@
  * ContextCompiler: `compile(request)` → chat messages, the algorithm of the README's
  * "Compile semantics" (the Pantheon adapter's, with its known bugs fixed).
  */
-import { Cause, Context, Duration, Effect, Either, Layer, Metric, Option } from "effect"
-import * as LoadingCache from "../cache/LoadingCache.js"
+import { Cause, Context, Duration, Effect, Layer, Metric, Option } from "effect"
 import { allWithin } from "../concurrency.js"
 import {
   assemble,
@@ -18,13 +17,13 @@ import {
 } from "../domain/compile.js"
 import { type CompileError, errorReason, type LoadError, show, SourceFailed, StoreQueryError, UnexpectedError } from "../domain/errors.js"
 import { type ContextSource, type Message, type NormalizedRequest, type StoreEntry, type Where } from "../domain/schemas.js"
-import { loadTokenCount } from "../domain/tokens.js"
 import * as M from "../metrics.js"
 import { CacheSettings } from "./CacheSettings.js"
 import { ManagerCache } from "./ManagerCache.js"
 import { SlowSources } from "./SlowSources.js"
 import type { StoreManager } from "./StoreManager.js"
 import { StoreManagerRegistry } from "./StoreManagerRegistry.js"
+import { makeTokenCounts } from "./tokenCounts.js"
 
 export type CompilerOptions = Partial<Resolvers>
 
@@ -59,9 +58,6 @@ interface CompileState {
   readonly late: Map<string, Array<string>>
 }
 
-/** Message texts whose token counts are kept. */
-const TOKEN_COUNTS_HELD = 20_000
-
 const succeeded = Metric.tagged(M.compileTotal, "outcome", "success")
 const failed = Metric.tagged(M.compileTotal, "outcome", "failure")
 const durationMs = Metric.mapInput(M.compileDuration, Duration.toMillis)
@@ -73,26 +69,7 @@ export const make = (options: CompilerOptions = {}) =>
     const slow = yield* SlowSources
     const { queryTimeout, maxTokens: configuredMaxTokens } = yield* CacheSettings
     const resolvers: Resolvers = { ...defaultResolvers, ...options }
-    // Token counts of message texts (a conversation's context repeats from compile to compile).
-    const tokenCounts = yield* LoadingCache.makeWith({
-      capacity: TOKEN_COUNTS_HELD,
-      lookup: (text: string) => Effect.map(loadTokenCount, (count) => count(text)),
-      // The texts a compile has to count are counted in one load, not in a fiber each.
-      lookupMany: (texts) => Effect.map(loadTokenCount, (count) => texts.map(count)),
-      timeToLive: () => Duration.infinity,
-      label: "tokens"
-    })
-    /**
-     * Token counts of the texts: through the cache, unless there are more than it holds (a compile
-     * over thousands of sources): then every text would miss and evict the rest, at about 35 µs a
-     * miss against 2 µs a count, so they are counted directly (60,000 texts: 2.3 s → 0.13 s).
-     */
-    const countTokens = (texts: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<number>> =>
-      texts.length > TOKEN_COUNTS_HELD
-        ? Effect.map(loadTokenCount, (count) => texts.map(count))
-        : Effect.map(tokenCounts.getMany(texts), (counts) => counts.map(Either.getOrThrow))
-    // The tokenizer loads in the background from the start: the first compile rarely waits for it.
-    yield* Effect.forkScoped(loadTokenCount)
+    const countTokens = yield* makeTokenCounts
 
     /** A source that failed: skipped and counted, or the compile's failure under `onSourceError: "fail"`. */
     const sourceFailed = (state: CompileState, sourceId: string, cause: LoadError | StoreQueryError) => {
@@ -163,7 +140,9 @@ export const make = (options: CompilerOptions = {}) =>
         }
       )
 
-    const compile = Effect.fn("ContextCompiler.compile", { captureStackTrace: false })(function* (input: unknown) {
+    // Untraced, with the span added below: `Effect.fn` makes an `Error` on every call for its stack
+    // (about 2 µs, a fiftieth of a repeated compile), whatever its `captureStackTrace` says.
+    const compile = Effect.fnUntraced(function* (input: unknown) {
       const request = yield* normalizeRequest(input)
       if (request.sources.length === 0) return []
       const wanted = new Map<string, ContextSource>()
@@ -228,7 +207,7 @@ export const make = (options: CompilerOptions = {}) =>
         onResolverError: (hook, error) => void resolverErrors.push(`${hook}: ${errorReason(error)}`)
       })
       const invalid = assembled.invalid
-      const tokens = (yield* countTokens(assembled.messages.map((m) => m.content))).map((n) => n + MESSAGE_OVERHEAD_TOKENS)
+      const tokens = (yield* countTokens(assembled.parts)).map((n) => n + MESSAGE_OVERHEAD_TOKENS)
       const maxTokens = request.maxTokens ?? (configuredMaxTokens > 0 ? configuredMaxTokens : undefined)
       const budgeted = withinTokens(assembled, tokens, maxTokens)
       const messages = budgeted.messages
@@ -247,7 +226,8 @@ export const make = (options: CompilerOptions = {}) =>
         // A bug is still a typed failure: nothing leaves compile untagged.
         Effect.catchAllDefect((defect) => Effect.fail(new UnexpectedError({ operation: "compile", cause: defect }))),
         Metric.trackDuration(durationMs),
-        Effect.tapBoth({ onFailure: () => Metric.increment(failed), onSuccess: () => Metric.increment(succeeded) })
+        Effect.tapBoth({ onFailure: () => Metric.increment(failed), onSuccess: () => Metric.increment(succeeded) }),
+        Effect.withSpan("ContextCompiler.compile", { captureStackTrace: false })
       ))
 
     return { compile } satisfies ContextCompilerShape

@@ -310,6 +310,41 @@ describe("single-flight holds for batches", () => {
       expect(yield* cache.size).toBe(0)
     }))
 
+  it.scoped("getManyWith loads the keys it misses in one call of its own lookupMany, sharing loads already under way", () =>
+    Effect.gen(function* () {
+      const own: Array<ReadonlyArray<string>> = []
+      const cacheMany: Array<ReadonlyArray<string>> = []
+      const gate = yield* Deferred.make<void>()
+      const cache = yield* LoadingCache.makeWith({
+        capacity: 100,
+        lookup: (key: string) => Effect.as(Deferred.await(gate), `${key}!`),
+        lookupMany: (keys: ReadonlyArray<string>) => Effect.sync(() => (cacheMany.push(keys), keys.map((k) => `${k}*`))),
+        timeToLive: () => "1 minute"
+      })
+      const single = yield* Effect.fork(cache.get("b"))
+      yield* parked(single)
+      const many = yield* Effect.fork(cache.getManyWith(["a", "b", "c", "a"], (keys) => Effect.sync(() => (own.push(keys), keys.map((k) => `${k}+`)))))
+      yield* parked(many)
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(single)).toBe("b!")
+      expect(yield* Fiber.join(many)).toEqual([Either.right("a+"), Either.right("b!"), Either.right("c+"), Either.right("a+")])
+      expect(own).toEqual([["a", "c"]])
+      expect(cacheMany).toEqual([])
+      // Held now: served without a load; a lone miss is a batch of one.
+      expect(yield* cache.getManyWith(["c", "d"], (keys) => Effect.sync(() => (own.push(keys), keys.map((k) => `${k}-`))))).toEqual([Either.right("c+"), Either.right("d-")])
+      expect(own).toEqual([["a", "c"], ["d"]])
+      expect((yield* cache.stats).loads).toBe(4)
+    }))
+
+  it.scoped("getManyWith's lookupMany answering the wrong number of values fails every key of the batch, and a failure each key", () =>
+    Effect.gen(function* () {
+      const cache = yield* LoadingCache.makeWith({ capacity: 100, lookup: (key: string): Effect.Effect<string, string> => Effect.succeed(key), timeToLive: () => "1 minute" })
+      const exit = yield* Effect.exit(cache.getManyWith(["a", "b"], () => Effect.succeed(["only one"])))
+      expect(Exit.isFailure(exit) && String(exit.cause)).toContain("answered 1 values for 2 keys")
+      expect(yield* cache.getManyWith(["c", "d"], () => Effect.fail("down"))).toEqual([Either.left("down"), Either.left("down")])
+      expect(yield* cache.size).toBe(0)
+    }))
+
   it.scoped("getMany returns each key's value or error in order, and never fails as a whole", () =>
     Effect.gen(function* () {
       const { cache, lookup } = yield* setup()
