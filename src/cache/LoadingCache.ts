@@ -50,7 +50,7 @@ import * as M from "../metrics.js"
 import { Entries, type Entry } from "./Entries.js"
 import * as EntryState from "./EntryState.js"
 import { hashKey } from "./FrequencySketch.js"
-import { type Load, LoadRunner } from "./LoadRunner.js"
+import { type Load, type LookupMany, LoadRunner } from "./LoadRunner.js"
 import { Permits } from "./Permits.js"
 import type { EvictionPolicy } from "./PolicyDuel.js"
 import { type RemovalCause, type RemovalListener, RemovalQueue } from "./Removal.js"
@@ -397,7 +397,7 @@ class LoadingCacheImpl<K, V, E> implements LoadingCache<K, V, E> {
   private serveMany(
     keys: Iterable<K>,
     lookupOf: ((key: K, index: number) => () => Effect.Effect<V, E>) | undefined,
-    many: ((keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<V>, E>) | undefined
+    many: LookupMany<K, V, E> | undefined
   ): Effect.Effect<Array<Either.Either<V, E>>> {
     return Effect.suspend(() => {
       const now = this.ticker.now()

@@ -32,16 +32,15 @@ const find = (held: ReadonlyArray<Counted>, parts: Parts): Counted | undefined =
   return undefined
 }
 
-/** The counts of `bodies` (a compile's misses) under every head the compile shows each one with. */
-const countUnderHeads = (bodies: ReadonlyArray<string>, messages: ReadonlyArray<Parts>) =>
+/** The counts of `bodies` (a compile's misses), each under the first head the compile shows it with (`countAnew` adds the others). */
+const countFirstShown = (bodies: ReadonlyArray<string>, messages: ReadonlyArray<Parts>) =>
   Effect.map(loadTokenCount, (count) => {
-    const shown = new Map<string, Array<Parts>>()
-    for (const parts of messages) {
-      const heads = shown.get(parts.body)
-      if (heads === undefined) shown.set(parts.body, [parts])
-      else if (heads.length < HEADS_KEPT && !heads.some((h) => sameHead(h, parts))) heads.push(parts)
-    }
-    return bodies.map((body): ReadonlyArray<Counted> => (shown.get(body) ?? []).map((parts) => counted(parts, count(contentOf(parts)))))
+    const first = new Map<string, Parts>()
+    for (const parts of messages) if (!first.has(parts.body)) first.set(parts.body, parts)
+    return bodies.map((body): ReadonlyArray<Counted> => {
+      const parts = first.get(body)!
+      return [counted(parts, count(contentOf(parts)))]
+    })
   })
 
 /**
@@ -60,7 +59,7 @@ export const makeTokenCounts = Effect.gen(function* () {
   // The tokenizer loads in the background from the start: the first compile rarely waits for it.
   yield* Effect.forkScoped(loadTokenCount)
 
-  /** Counts the messages the cache held under other heads only, and keeps them beside the others. */
+  /** Counts the messages whose body the cache held under other heads only, and keeps them beside the others. */
   const countAnew = (
     messages: ReadonlyArray<Parts>,
     held: ReadonlyArray<Either.Either<ReadonlyArray<Counted>>>,
@@ -84,7 +83,7 @@ export const makeTokenCounts = Effect.gen(function* () {
   return (messages: ReadonlyArray<Parts>): Effect.Effect<Array<number>> => {
     if (messages.length > TOKEN_COUNTS_HELD) return Effect.map(loadTokenCount, (count) => messages.map((parts) => count(contentOf(parts))))
     return Effect.flatMap(
-      cache.getManyWith(messages.map((m) => m.body), (bodies) => countUnderHeads(bodies, messages)),
+      cache.getManyWith(messages.map((m) => m.body), (bodies) => countFirstShown(bodies, messages)),
       (held) => {
         const tokens: Array<number> = []
         const missing: Array<number> = []
