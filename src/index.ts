@@ -84,6 +84,7 @@ export { SqlStore, type SqlStoreOptions, type SqlStoreShape, type VectorMode } f
 export type { SqlSourceDescriptor } from "./stores/sql/catalog.js"
 export type { ResultCacheOptions } from "./stores/sql/ResultCache.js"
 export { PgliteClient, type PgliteClientConfig, type PgliteClientShape, type PgliteDatabase } from "./stores/sql/PgliteClient.js"
+export type { StartedFrom } from "./stores/sql/clusterTemplate.js"
 export * as PgStoreEvents from "./stores/sql/PgStoreEvents.js"
 
 // The cache engine and the metrics.

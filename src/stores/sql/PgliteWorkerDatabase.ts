@@ -14,11 +14,14 @@
 import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
+import { keepCopy, planNewCluster, type StartedFrom } from "./clusterTemplate.js"
 import { decodeFailure, type Reply, type Request } from "./pgliteProtocol.js"
 
 /** The members of PGlite this project relies on (PGlite's own declarations need `@types/emscripten`). */
 export interface PgliteDatabase {
   readonly closed: boolean
+  /** How its cluster came to be (`clusterTemplate.ts`). */
+  readonly startedFrom: StartedFrom
   readonly query: <T>(sql: string, params?: Array<unknown>, options?: { readonly rowMode?: "array" }) => Promise<{ readonly rows: Array<T> }>
   readonly exec: (sql: string) => Promise<ReadonlyArray<{ readonly rows: ReadonlyArray<unknown> }>>
   readonly close: () => Promise<void>
@@ -68,8 +71,12 @@ interface Pending {
 
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`
 
-/** Starts a worker with PGlite on `dataDir`; rejects with the start's failure (the worker stopped, its files closed). */
-export const start = async (dataDir: string, options: { readonly startTimeoutMs: number; readonly callTimeoutMs: number }): Promise<PgliteDatabase> => {
+/**
+ * Starts a worker with PGlite on `dataDir`, a new cluster when `fresh` (from the process's copy of
+ * one when there is one: `clusterTemplate.ts`); rejects with the start's failure (the worker
+ * stopped, its files closed).
+ */
+export const start = async (dataDir: string, fresh: boolean, options: { readonly startTimeoutMs: number; readonly callTimeoutMs: number }): Promise<PgliteDatabase> => {
   const worker = newWorker()
   worker.unref()
   const pending = new Map<number, Pending>()
@@ -125,8 +132,12 @@ export const start = async (dataDir: string, options: { readonly startTimeoutMs:
     await worker.terminate()
   }
 
+  const plan = fresh ? await planNewCluster(dataDir === "memory://") : { template: undefined, copy: false }
+  const startedFrom: StartedFrom = !fresh ? "existing" : plan.template === undefined ? "initdb" : "template"
   try {
-    await call({ op: "start", dataDir }, options.startTimeoutMs)
+    const started: Promise<Blob | null> = call({ op: "start", dataDir, ...(plan.template === undefined ? {} : { template: plan.template }), ...(plan.copy ? { copy: true } : {}) }, options.startTimeoutMs)
+    if (plan.copy) keepCopy(started.then((files) => files ?? undefined))
+    await started
   } catch (e) {
     state.closed = true
     await worker.terminate()
@@ -137,6 +148,7 @@ export const start = async (dataDir: string, options: { readonly startTimeoutMs:
     get closed() {
       return state.closed || state.broken !== undefined
     },
+    startedFrom,
     query: (sql, params = [], queryOptions) =>
       call({ op: "query", sql, params, ...(queryOptions?.rowMode === undefined ? {} : { rowMode: queryOptions.rowMode }) }, options.callTimeoutMs),
     exec: (sql) => call({ op: "exec", sql }, options.callTimeoutMs),

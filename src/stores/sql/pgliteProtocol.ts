@@ -11,7 +11,11 @@
  */
 
 export type Request =
-  | { readonly id: number; readonly op: "start"; readonly dataDir: string }
+  /**
+   * `template`: a new cluster's files to start from instead of initdb (see `clusterTemplate.ts`);
+   * `copy`: answer with a copy of the new cluster's files, taken before anything else runs on it.
+   */
+  | { readonly id: number; readonly op: "start"; readonly dataDir: string; readonly template?: Blob; readonly copy?: boolean }
   | { readonly id: number; readonly op: "query"; readonly sql: string; readonly params: ReadonlyArray<unknown>; readonly rowMode?: "array" }
   | { readonly id: number; readonly op: "exec"; readonly sql: string }
   | { readonly id: number; readonly op: "close" }

@@ -24,20 +24,23 @@ const closeFiles = (instance: PGlite): void => {
   }
 }
 
-const start = async (dataDir: string): Promise<null> => {
+/** Starts PGlite on `dataDir`: a new cluster from `template` when given, else by initdb; answers a copy of its files when asked (a gzip'd tar). */
+const start = async (dataDir: string, template: Blob | undefined, copy: boolean): Promise<Blob | null> => {
   const [{ PGlite }, { vector }] = await Promise.all([import("@electric-sql/pglite"), import("@electric-sql/pglite-pgvector")])
-  // New stores get data checksums: a damaged page fails its read instead of being read as data.
-  const instance = new PGlite({ dataDir, extensions: { vector }, initDbStartParams: ["--data-checksums"] })
+  // New stores get data checksums: a damaged page fails its read instead of being read as data (a template has them too).
+  const instance = new PGlite({ dataDir, extensions: { vector }, initDbStartParams: ["--data-checksums"], ...(template === undefined ? {} : { loadDataDir: template }) })
+  let files: Blob | null = null
   try {
     await instance.waitReady
     await instance.exec("CREATE EXTENSION IF NOT EXISTS vector")
+    if (copy) files = await instance.dumpDataDir("gzip")
   } catch (e) {
     await instance.close().catch(() => {})
     closeFiles(instance)
     throw e
   }
   db = instance
-  return null
+  return files
 }
 
 const started = (): PGlite => {
@@ -48,7 +51,7 @@ const started = (): PGlite => {
 const handle = async (request: Request): Promise<unknown> => {
   switch (request.op) {
     case "start":
-      return start(request.dataDir)
+      return start(request.dataDir, request.template, request.copy === true)
     case "query": {
       const result = await started().query(request.sql, request.params as Array<unknown>, request.rowMode === undefined ? undefined : { rowMode: request.rowMode })
       return { rows: result.rows, affectedRows: result.affectedRows }
