@@ -355,8 +355,6 @@ export const fillTokenBudget = (
   return kept
 }
 
-export const messageTokens = (content: string, count: TokenCount): number => count(content) + MESSAGE_OVERHEAD_TOKENS
-
 /** Steps 5 and 6 over the combined entries: the messages in time order, each with its relevance priority. */
 export const assemble = (
   combined: ReadonlyArray<Candidate>,
