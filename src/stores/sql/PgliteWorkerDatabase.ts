@@ -14,7 +14,7 @@
 import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
-import { keepCopy, planNewCluster, type StartedFrom } from "./clusterTemplate.js"
+import { planNewCluster, type StartedFrom } from "./clusterTemplate.js"
 import { decodeFailure, type Reply, type Request } from "./pgliteProtocol.js"
 
 /** The members of PGlite this project relies on (PGlite's own declarations need `@types/emscripten`). */
@@ -132,11 +132,11 @@ export const start = async (dataDir: string, fresh: boolean, options: { readonly
     await worker.terminate()
   }
 
-  const plan = fresh ? await planNewCluster(dataDir === "memory://") : { template: undefined, copy: false }
+  const plan = fresh ? await planNewCluster(dataDir === "memory://") : { template: undefined, keep: undefined }
   const startedFrom: StartedFrom = !fresh ? "existing" : plan.template === undefined ? "initdb" : "template"
   try {
-    const started: Promise<Blob | null> = call({ op: "start", dataDir, ...(plan.template === undefined ? {} : { template: plan.template }), ...(plan.copy ? { copy: true } : {}) }, options.startTimeoutMs)
-    if (plan.copy) keepCopy(started.then((files) => files ?? undefined))
+    const started: Promise<Blob | null> = call({ op: "start", dataDir, ...(plan.template === undefined ? {} : { template: plan.template }), ...(plan.keep === undefined ? {} : { copy: true }) }, options.startTimeoutMs)
+    plan.keep?.(started)
     await started
   } catch (e) {
     state.closed = true

@@ -9,8 +9,9 @@
  *   gzip'd tar of its files, about 5 MB, 0.8 s once), so the copy holds initdb's cluster and the
  *   vector extension only. Never one in a directory: its files hold the store's lock and markers,
  *   which would land in every directory made from the copy.
- * - Every later one is unpacked from that copy. A copy that could not be made is asked of the next
- *   new cluster again; meanwhile new clusters run initdb.
+ * - Every later one is unpacked from that copy; one that comes while the copy is being made waits
+ *   for it, so there is one copy. A copy that could not be made is asked of the next new cluster
+ *   again; meanwhile new clusters run initdb.
  *
  * A cluster from the copy is the one initdb would have made: the same PostgreSQL, the same data
  * checksums, the same extension; it shares only initdb's system identifier with the others of the
@@ -23,22 +24,25 @@ export type StartedFrom = "initdb" | "template" | "existing"
 let newClusters = 0
 let copy: Promise<Blob | undefined> | undefined
 
-/** How the next new cluster (`inMemory` or in a directory) starts: from the copy when there is one, else by initdb (`copy`: and is to be copied). */
-export const planNewCluster = async (inMemory: boolean): Promise<{ readonly template: Blob | undefined; readonly copy: boolean }> => {
+/**
+ * How the next new cluster (`inMemory` or in a directory) starts: from the copy when there is one
+ * (waiting for one being made), else by initdb. `keep`, when given, is to be called at once with
+ * what the start answers: this cluster is the one copied (one at a time: a new cluster that comes
+ * meanwhile waits for its copy).
+ */
+export const planNewCluster = async (
+  inMemory: boolean
+): Promise<{ readonly template: Blob | undefined; readonly keep: ((answer: Promise<Blob | null>) => void) | undefined }> => {
   const template = copy === undefined ? undefined : await copy
-  if (template !== undefined) return { template, copy: false }
+  if (template !== undefined) return { template, keep: undefined }
   newClusters++
-  return { template: undefined, copy: inMemory && copy === undefined && newClusters >= 2 }
-}
-
-/** The copy a start was asked for: what it answered, once it has (`undefined` when it failed: a later new cluster is asked again). */
-export const keepCopy = (answer: Promise<Blob | undefined>): void => {
-  const kept = answer.then(
-    (files) => files,
-    () => undefined
-  )
-  copy = kept
-  void kept.then((files) => {
-    if (files === undefined && copy === kept) copy = undefined
+  if (!inMemory || copy !== undefined || newClusters < 2) return { template: undefined, keep: undefined }
+  let settle: (files: Blob | undefined) => void = () => {}
+  const made = new Promise<Blob | undefined>((resolve) => (settle = resolve))
+  copy = made
+  // A copy that could not be made is not kept: a later new cluster is asked again.
+  void made.then((files) => {
+    if (files === undefined && copy === made) copy = undefined
   })
+  return { template: undefined, keep: (answer) => void answer.then((files) => settle(files ?? undefined), () => settle(undefined)) }
 }
