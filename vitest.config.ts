@@ -6,9 +6,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Vitest's default is one worker fewer than the cores: one on a 2-core machine. Most files wait
-    // on child processes, PGlite's worker or the server, so one a core halves the run.
-    maxWorkers: Math.max(2, availableParallelism()),
-    minWorkers: 1
+    // Vitest's default is one worker fewer than the cores: one on a 2-core machine, while most files
+    // wait on child processes, PGlite's worker or the server. One a core: 9.2 → 7.5 min here.
+    maxWorkers: availableParallelism()
   }
 })

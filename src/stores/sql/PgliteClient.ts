@@ -127,7 +127,7 @@ const joinShared = (
       const marker = onDisk ? startCreating(dataDir) : undefined
       // PGlite runs on a worker thread of its own (its start included), never holding this one's event loop.
       // A failed start stops the worker, which closes its files first: nothing of it stays.
-      const db = await PgliteWorkerDatabase.start(dataDir, dataDir === MEMORY || marker !== undefined, timeouts)
+      const db = await PgliteWorkerDatabase.start(dataDir, dataDir === MEMORY ? "memory" : marker !== undefined ? "directory" : undefined, timeouts)
       if (marker !== undefined) rmSync(marker, { force: true })
       return db
     } catch (e) {

@@ -14,7 +14,7 @@
 import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
-import { planNewCluster, type StartedFrom } from "./clusterTemplate.js"
+import { type NewCluster, startNewCluster, type StartedFrom } from "./clusterTemplate.js"
 import { decodeFailure, type Reply, type Request } from "./pgliteProtocol.js"
 
 /** The members of PGlite this project relies on (PGlite's own declarations need `@types/emscripten`). */
@@ -72,11 +72,15 @@ interface Pending {
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`
 
 /**
- * Starts a worker with PGlite on `dataDir`, a new cluster when `fresh` (from the process's copy of
- * one when there is one: `clusterTemplate.ts`); rejects with the start's failure (the worker
- * stopped, its files closed).
+ * Starts a worker with PGlite on `dataDir`, a new cluster when `newCluster` says where (from the
+ * process's copy of one when there is one: `clusterTemplate.ts`); rejects with the start's failure
+ * (the worker stopped, its files closed).
  */
-export const start = async (dataDir: string, fresh: boolean, options: { readonly startTimeoutMs: number; readonly callTimeoutMs: number }): Promise<PgliteDatabase> => {
+export const start = async (
+  dataDir: string,
+  newCluster: NewCluster | undefined,
+  options: { readonly startTimeoutMs: number; readonly callTimeoutMs: number }
+): Promise<PgliteDatabase> => {
   const worker = newWorker()
   worker.unref()
   const pending = new Map<number, Pending>()
@@ -132,12 +136,12 @@ export const start = async (dataDir: string, fresh: boolean, options: { readonly
     await worker.terminate()
   }
 
-  const plan = fresh ? await planNewCluster(dataDir === "memory://") : { template: undefined, keep: undefined }
-  const startedFrom: StartedFrom = !fresh ? "existing" : plan.template === undefined ? "initdb" : "template"
+  const run = (template: Blob | undefined, copy: boolean): Promise<Blob | null> =>
+    call({ op: "start", dataDir, ...(template === undefined ? {} : { template }), ...(copy ? { copy } : {}) }, options.startTimeoutMs)
+  let startedFrom: StartedFrom = "existing"
   try {
-    const started: Promise<Blob | null> = call({ op: "start", dataDir, ...(plan.template === undefined ? {} : { template: plan.template }), ...(plan.keep === undefined ? {} : { copy: true }) }, options.startTimeoutMs)
-    plan.keep?.(started)
-    await started
+    if (newCluster === undefined) await run(undefined, false)
+    else startedFrom = await startNewCluster(newCluster, run)
   } catch (e) {
     state.closed = true
     await worker.terminate()

@@ -21,28 +21,41 @@
 /** How a database's cluster came to be: made by initdb, unpacked from the process's copy, or already there. */
 export type StartedFrom = "initdb" | "template" | "existing"
 
+/** A new cluster's place: in memory, or a new directory. */
+export type NewCluster = "memory" | "directory"
+
 let newClusters = 0
 let copy: Promise<Blob | undefined> | undefined
 
 /**
- * How the next new cluster (`inMemory` or in a directory) starts: from the copy when there is one
- * (waiting for one being made), else by initdb. `keep`, when given, is to be called at once with
- * what the start answers: this cluster is the one copied (one at a time: a new cluster that comes
- * meanwhile waits for its copy).
+ * Starts a new cluster with `run`: from the copy when there is one (waiting for one being made),
+ * else by initdb, asking `run` for a copy when this is the one to copy. `run` is called before
+ * anything else can ask, so a cluster that comes while the copy is made waits for it: one copy.
  */
-export const planNewCluster = async (
-  inMemory: boolean
-): Promise<{ readonly template: Blob | undefined; readonly keep: ((answer: Promise<Blob | null>) => void) | undefined }> => {
+export const startNewCluster = async (
+  place: NewCluster,
+  run: (template: Blob | undefined, copy: boolean) => Promise<Blob | null>
+): Promise<StartedFrom> => {
   const template = copy === undefined ? undefined : await copy
-  if (template !== undefined) return { template, keep: undefined }
+  if (template !== undefined) {
+    await run(template, false)
+    return "template"
+  }
   newClusters++
-  if (!inMemory || copy !== undefined || newClusters < 2) return { template: undefined, keep: undefined }
-  let settle: (files: Blob | undefined) => void = () => {}
-  const made = new Promise<Blob | undefined>((resolve) => (settle = resolve))
+  if (place !== "memory" || copy !== undefined || newClusters < 2) {
+    await run(undefined, false)
+    return "initdb"
+  }
+  const started = run(undefined, true)
+  const made = started.then(
+    (files) => files ?? undefined,
+    () => undefined
+  )
   copy = made
   // A copy that could not be made is not kept: a later new cluster is asked again.
   void made.then((files) => {
     if (files === undefined && copy === made) copy = undefined
   })
-  return { template: undefined, keep: (answer) => void answer.then((files) => settle(files ?? undefined), () => settle(undefined)) }
+  await started
+  return "initdb"
 }
