@@ -12,7 +12,7 @@ import { stripVTControlCharacters } from "node:util"
 import { afterAll, describe, expect, it } from "vitest"
 import { command } from "../src/cli/commands.js"
 import { commands, helpText } from "../src/cli/help.js"
-import { pantheon, root, run } from "./support/cli.js"
+import { cliEntry, pantheon, root, run } from "./support/cli.js"
 import { freshSchema, query, reachable } from "./support/postgres.js"
 
 const dir = mkdtempSync(join(tmpdir(), "pantheon-cli-"))
@@ -94,7 +94,7 @@ describe.skipIf(!pgUp)("npm start against PostgreSQL", () => {
 
 describe("serve", () => {
   it("serves /metrics and /healthz until interrupted", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--metrics-port", "0", "--data-dir", data], { cwd: root })
+    const child = spawn(process.execPath, [...cliEntry, "serve", "--metrics-port", "0", "--data-dir", data], { cwd: root })
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = ""
@@ -158,7 +158,7 @@ describe("errors: one line, non-zero exit, nothing half-written", () => {
   }, 120_000)
 
   it("a bad environment variable is named with its field, exit code 1", async () => {
-    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "stats", "--data-dir", "memory://"], { PANTHEON_CACHE_TTL: "-5" })
+    const r = await run(process.execPath, [...cliEntry, "stats", "--data-dir", "memory://"], { PANTHEON_CACHE_TTL: "-5" })
     expect(r.code).toBe(1)
     expect(r.stderr).toBe('error: Invalid configuration: PANTHEON_CACHE_TTL: ttl must not be negative (got "-5")\n')
   }, 60_000)

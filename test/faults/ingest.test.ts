@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { INTERRUPTED, parseJsonl } from "../../src/cli/ingest.js"
-import { pantheon, root, run } from "../support/cli.js"
+import { cliEntry, pantheon, root, run } from "../support/cli.js"
 import { makeProxy, schemaForFile } from "../support/postgres.js"
 
 const dir = mkdtempSync(join(tmpdir(), "pantheon-ingest-"))
@@ -34,7 +34,7 @@ const data = join(dir, "data")
 
 /** The ingest of `big` on a terminal (script(1) gives it one), with everything it printed so far. */
 const ingestOnTty = (env: Record<string, string>, source = "chat") => {
-  const command = `exec ${process.execPath} --import tsx src/cli/main.ts ingest ${big} --source ${source} --data-dir ${data} --lock-timeout 600`
+  const command = `exec ${process.execPath} ${cliEntry.join(" ")} ingest ${big} --source ${source} --data-dir ${data} --lock-timeout 600`
   const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: root, env: { ...process.env, ...env, COLUMNS: "200" }, stdio: ["pipe", "pipe", "pipe"] })
   children.push(child)
   let output = ""
@@ -69,7 +69,7 @@ const lastLine = (output: string) =>
 
 const pg = await schemaForFile("ingest_signal")
 
-const cli = (env: Record<string, string>, ...args: Array<string>) => run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], env)
+const cli = (env: Record<string, string>, ...args: Array<string>) => run(process.execPath, [...cliEntry, ...args], env)
 
 describe.each([
   ["the embedded store", false],
@@ -154,7 +154,7 @@ describe("progress", () => {
 
   it("on a terminal with --quiet, nothing but the final line", async () => {
     const file = writeJsonl("quiet.jsonl", entries(2_000, "q"))
-    const r = await run("script", ["-qefc", `exec ${process.execPath} --import tsx src/cli/main.ts ingest ${file} --source q --data-dir memory:// --quiet`, "/dev/null"])
+    const r = await run("script", ["-qefc", `exec ${process.execPath} ${cliEntry.join(" ")} ingest ${file} --source q --data-dir memory:// --quiet`, "/dev/null"])
     expect(r.code).toBe(0)
     expect(r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").trim()).toBe("Ingested 2000 entries into q (new source).")
   }, 60_000)
